@@ -1,0 +1,95 @@
+"""Image tensor conventions shared by every kernel and transform.
+
+* Images are ``(C, H, W)`` or ``(B, C, H, W)``; float images lie in ``[0, 1]``, ``uint8`` in ``[0, 255]``.
+* Kernels compute in floating point. ``uint8`` input is converted to ``float32`` in ``[0, 1]`` and the
+  result is converted back with ``floor(255 * y)``, the rule of ``imagecorruptions`` (``np.uint8`` of a
+  float array already clipped to ``[0, 255]``). ``k / 255 * 255`` is exactly ``k`` in every float dtype,
+  so an untouched pixel survives the round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from augrobust.errors import AugrobustTypeError, AugrobustValueError
+
+SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
+    torch.uint8,
+    torch.float16,
+    torch.bfloat16,
+    torch.float32,
+    torch.float64,
+)
+
+
+def check_image(
+    image: object,
+    *,
+    name: str = "image",
+    channels: Iterable[int] | None = None,
+    min_size: int = 1,
+) -> torch.Tensor:
+    """Validate an image tensor and return it.
+
+    Raises:
+        AugrobustTypeError: not a tensor, or a dtype outside :data:`SUPPORTED_DTYPES`.
+        AugrobustValueError: rank other than 3 or 4, a channel count outside ``channels``, or a side
+            shorter than ``min_size``.
+    """
+    if not isinstance(image, torch.Tensor):
+        raise AugrobustTypeError(
+            f"{name} must be a torch.Tensor of shape (C, H, W) or (B, C, H, W), got {type(image).__name__}. "
+            "Convert NumPy HWC arrays with torch.from_numpy(a).permute(2, 0, 1)."
+        )
+    if image.ndim not in (3, 4):
+        raise AugrobustValueError(
+            f"{name} must have rank 3 (C, H, W) or 4 (B, C, H, W), got rank {image.ndim} with shape "
+            f"{tuple(image.shape)}. Add a channel dimension with x.unsqueeze(-3) or flatten extra "
+            "leading dimensions into the batch."
+        )
+    if image.dtype not in SUPPORTED_DTYPES:
+        allowed = ", ".join(str(d).replace("torch.", "") for d in SUPPORTED_DTYPES)
+        raise AugrobustTypeError(
+            f"{name} has dtype {str(image.dtype).replace('torch.', '')}, allowed: {allowed}. "
+            "Use uint8 in [0, 255] or a float dtype in [0, 1], e.g. x.float() / 255."
+        )
+    if channels is not None:
+        allowed_c = sorted(set(channels))
+        if image.shape[-3] not in allowed_c:
+            raise AugrobustValueError(
+                f"{name} has {image.shape[-3]} channels (shape {tuple(image.shape)}), allowed: {allowed_c}. "
+                "Images are channels-first: (C, H, W) or (B, C, H, W)."
+            )
+    h, w = image.shape[-2:]
+    if min(h, w) < min_size:
+        raise AugrobustValueError(
+            f"{name} is {h}x{w} pixels; this operation needs at least {min_size}x{min_size}. "
+            "Resize the image first."
+        )
+    return image
+
+
+def to_float(image: torch.Tensor) -> torch.Tensor:
+    """``uint8`` -> ``float32`` in ``[0, 1]``; float images are returned as they are."""
+    if image.dtype == torch.uint8:
+        return image.to(torch.float32).div_(255.0)
+    return image
+
+
+def from_float(result: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Convert a float result in ``[0, 1]`` back to the dtype of ``like`` (floor for ``uint8``)."""
+    if like.dtype == torch.uint8:
+        return result.mul(255.0).floor_().clamp_(0.0, 255.0).to(torch.uint8)
+    return result.to(like.dtype)
+
+
+def as_batch(image: torch.Tensor) -> torch.Tensor:
+    """View a ``(C, H, W)`` image as ``(1, C, H, W)``; a batch is returned as it is."""
+    return image.unsqueeze(0) if image.ndim == 3 else image
+
+
+def float_dtype_for(image: torch.Tensor) -> torch.dtype:
+    """The floating dtype a kernel computes in for this image (``float32`` for ``uint8``)."""
+    return torch.float32 if image.dtype == torch.uint8 else image.dtype

@@ -1,0 +1,154 @@
+"""``augrobust.corrupt``: one ImageNet-C corruption on a batch, on any device."""
+
+from __future__ import annotations
+
+import torch
+
+from augrobust._random import check_generator
+from augrobust._tensor import as_batch, check_image, from_float, to_float
+from augrobust.corruptions._spec import CorruptionSpec, check_preset, check_reference, get_spec
+from augrobust.errors import AugrobustTypeError, AugrobustValueError
+
+__all__ = ["apply_corruption", "check_severity", "corrupt", "sample_corruption_params"]
+
+# ITU-R 601-2 luma, the weights of PIL's "L" conversion.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def check_severity(severity: object, batch: int, device: torch.device) -> torch.Tensor:
+    """Turn an int or a ``(B,)`` tensor of severities into a ``(B,)`` long tensor on ``device``."""
+    if isinstance(severity, bool):
+        raise AugrobustTypeError(f"severity must be an int in 1..5 or a (B,) integer tensor, got {severity!r}.")
+    if isinstance(severity, int):
+        if not 1 <= severity <= 5:
+            raise AugrobustValueError(f"severity must be in 1..5, got {severity}.")
+        return torch.full((batch,), severity, dtype=torch.long, device=device)
+    if isinstance(severity, torch.Tensor):
+        if severity.dtype.is_floating_point or severity.dtype == torch.bool or severity.is_complex():
+            raise AugrobustTypeError(f"a severity tensor must have an integer dtype, got {severity.dtype}.")
+        if severity.ndim == 0:
+            severity = severity.expand(batch)
+        if severity.shape != (batch,):
+            raise AugrobustValueError(
+                f"a severity tensor must have shape ({batch},) (one per image), got {tuple(severity.shape)}."
+            )
+        severity = severity.to(device=device, dtype=torch.long)
+        if severity.device.type == "cpu":
+            if batch and (bool((severity < 1).any()) or bool((severity > 5).any())):
+                raise AugrobustValueError(f"severities must be in 1..5, got {severity.tolist()}.")
+        else:  # checked on the device, without a host sync
+            torch._assert_async(((severity >= 1) & (severity <= 5)).all(), "severities must be in 1..5")
+        return severity
+    raise AugrobustTypeError(
+        f"severity must be an int in 1..5 or a (B,) integer tensor, got {type(severity).__name__}."
+    )
+
+
+def _working_shape(spec: CorruptionSpec, shape: torch.Size) -> tuple[int, int, int, int]:
+    b, c, h, w = shape
+    if c == 1 and spec.per_channel:
+        return (b, 1, h, w)
+    return (b, 3, h, w)
+
+
+def sample_corruption_params(
+    name: str,
+    shape: tuple[int, ...] | torch.Size,
+    severity: int | torch.Tensor,
+    *,
+    preset: str = "imagenet",
+    reference: str = "imagecorruptions",
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, torch.Tensor]:
+    """Draw the random parameters of a corruption for a batch of ``shape`` (``(B, C, H, W)``).
+
+    The result can be passed to :func:`corrupt` as ``params=`` to replay the same draw.
+    """
+    spec = get_spec(name)
+    preset, reference = check_preset(preset), check_reference(reference)
+    shape = torch.Size(shape)
+    if len(shape) == 3:
+        shape = torch.Size((1, *shape))
+    device = torch.device("cpu") if device is None else torch.device(device)
+    sev = check_severity(severity, shape[0], device)
+    if spec.sample_params is None:
+        return {}
+    return spec.sample_params(
+        _working_shape(spec, shape), sev, preset=preset, reference=reference, generator=generator, device=device
+    )
+
+
+def apply_corruption(
+    spec: CorruptionSpec,
+    x: torch.Tensor,
+    severity: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    *,
+    preset: str,
+    reference: str,
+) -> torch.Tensor:
+    """Run a kernel on a float batch of any supported channel count (1, 3 or 4)."""
+    c = x.shape[1]
+    if c == 3 or (c == 1 and spec.per_channel):
+        return spec.apply(x, severity, params, preset=preset, reference=reference)
+    if c == 1:
+        rgb = spec.apply(x.expand(-1, 3, -1, -1), severity, params, preset=preset, reference=reference)
+        luma = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+        return (rgb * luma).sum(dim=1, keepdim=True).clamp_(0.0, 1.0)
+    # RGBA: corrupt the colour, keep the alpha channel as it is.
+    rgb = spec.apply(x[:, :3], severity, params, preset=preset, reference=reference)
+    return torch.cat([rgb, x[:, 3:]], dim=1)
+
+
+def corrupt(
+    image: torch.Tensor,
+    name: str,
+    severity: int | torch.Tensor = 1,
+    *,
+    preset: str = "imagenet",
+    reference: str = "imagecorruptions",
+    generator: torch.Generator | None = None,
+    params: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Apply one ImageNet-C corruption to an image or a batch.
+
+    Args:
+        image: ``(C, H, W)`` or ``(B, C, H, W)``; ``uint8`` in ``[0, 255]`` or float in ``[0, 1]``;
+            ``C`` is 3 (RGB), 1 (grayscale) or 4 (RGBA, the alpha channel is kept as it is).
+        name: an imagecorruptions name (see :func:`augrobust.get_corruption_names`).
+        severity: an int in 1..5, or a ``(B,)`` integer tensor so that one batch mixes severities.
+        preset: severity table: ``"imagenet"`` (default at any size), ``"tinyimagenet"``, ``"cifar"``
+            or ``"inception"``.
+        reference: ``"imagecorruptions"`` (default) or ``"hendrycks"`` where the two differ.
+        generator: optional ``torch.Generator`` on the image's device.
+        params: replay a draw from :func:`sample_corruption_params` instead of drawing.
+
+    Returns:
+        The corrupted image, same shape, dtype and device. ``uint8`` results are floored as in
+        imagecorruptions. Grayscale: per-channel corruptions (noise, blur, ...) act on the single channel;
+        colour corruptions replicate it to RGB and convert back with ITU-R 601 luma.
+
+    Example:
+        >>> import torch, augrobust
+        >>> x = torch.rand(2, 3, 32, 32)
+        >>> augrobust.corrupt(x, "gaussian_noise", severity=3).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    spec = get_spec(name)
+    preset, reference = check_preset(preset), check_reference(reference)
+    check_image(image, channels=(1, 3, 4), min_size=spec.min_size)
+    x = as_batch(image)
+    generator = check_generator(generator, x.device)
+    sev = check_severity(severity, x.shape[0], x.device)
+    xf = to_float(x)
+    if params is None:
+        params = {}
+        if spec.sample_params is not None:
+            params = spec.sample_params(
+                _working_shape(spec, xf.shape), sev, preset=preset, reference=reference,
+                generator=generator, device=xf.device,
+            )  # fmt: skip
+    out = apply_corruption(spec, xf, sev, params, preset=preset, reference=reference)
+    out = from_float(out, x)
+    return out[0] if image.ndim == 3 else out

@@ -1,0 +1,163 @@
+"""The corruption registry: one :class:`CorruptionSpec` per ImageNet-C corruption.
+
+Each corruption lives in its own module (``augrobust/corruptions/<name>.py``) with its severity tables,
+its sampler and its kernel side by side, and registers itself with :func:`register` on import.
+
+The two functions of a spec:
+
+``sample_params(shape, severity, *, preset, reference, generator, device) -> dict[str, Tensor]``
+    All the randomness of the corruption for a batch of ``shape = (B, C, H, W)``. ``severity`` is a
+    ``(B,)`` long tensor in 1..5 on ``device``. Every returned tensor has a leading batch dimension ``B``
+    and a shape that does not depend on the severity values (so a batch may mix severities). No host
+    syncs. ``None`` for deterministic corruptions.
+
+``apply(x, severity, params, *, preset, reference) -> Tensor``
+    Deterministic given ``params``: ``x`` is a float ``(B, C, H, W)`` batch in ``[0, 1]`` (``C == 3``,
+    or any ``C`` when ``per_channel``), the result has the same shape and dtype, in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from augrobust.errors import AugrobustTypeError, AugrobustValueError
+
+__all__ = [
+    "CORRUPTION_ORDER",
+    "PRESETS",
+    "REFERENCES",
+    "SUBSETS",
+    "CorruptionSpec",
+    "check_preset",
+    "check_reference",
+    "get_corruption_names",
+    "get_spec",
+    "register",
+    "severity_table",
+]
+
+#: The order of ``imagecorruptions`` (``corruption_number`` indexes it): 15 benchmark, then 4 hold-out.
+CORRUPTION_ORDER: tuple[str, ...] = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+    "jpeg_compression", "speckle_noise", "gaussian_blur", "spatter", "saturate",
+)  # fmt: skip
+
+#: Subsets as ``imagecorruptions.get_corruption_names`` defines them (slices of the order above).
+SUBSETS: dict[str, tuple[str, ...]] = {
+    "common": CORRUPTION_ORDER[:15],
+    "validation": CORRUPTION_ORDER[15:],
+    "all": CORRUPTION_ORDER,
+    "noise": CORRUPTION_ORDER[0:3],
+    "blur": CORRUPTION_ORDER[3:7],
+    "weather": CORRUPTION_ORDER[7:11],
+    "digital": CORRUPTION_ORDER[11:15],
+}
+
+#: Severity-table presets: the ImageNet table (224 px, the default at any size, as imagecorruptions
+#: does) and the tables of the scripts that built Tiny-ImageNet-C (64), CIFAR-10-C (32) and the
+#: 299-px Inception variant of ImageNet-C.
+PRESETS: tuple[str, ...] = ("imagenet", "tinyimagenet", "cifar", "inception")
+
+#: ``imagecorruptions`` 1.1.2 (default) or the original ``hendrycks/robustness`` dataset scripts.
+REFERENCES: tuple[str, ...] = ("imagecorruptions", "hendrycks")
+
+SampleFn = Callable[..., dict[str, torch.Tensor]]
+ApplyFn = Callable[..., torch.Tensor]
+
+
+@dataclass(frozen=True)
+class CorruptionSpec:
+    """What the framework needs to know about one corruption.
+
+    Attributes:
+        name: the imagecorruptions name, e.g. ``"glass_blur"``.
+        apply: the deterministic kernel (see the module docstring).
+        sample_params: the sampler, or ``None`` for a deterministic corruption.
+        per_channel: ``True`` if the kernel treats channels independently and accepts any ``C``; a
+            grayscale image is then corrupted as one channel. ``False`` (colour corruptions): grayscale
+            is replicated to RGB, corrupted, and converted back with ITU-R 601 luma.
+        min_size: smallest height and width the kernel supports.
+    """
+
+    name: str
+    apply: ApplyFn
+    sample_params: SampleFn | None = None
+    per_channel: bool = False
+    min_size: int = 8
+
+
+_REGISTRY: dict[str, CorruptionSpec] = {}
+
+
+def register(spec: CorruptionSpec) -> CorruptionSpec:
+    """Add a corruption to the registry (called by each corruption module on import)."""
+    if spec.name not in CORRUPTION_ORDER:
+        raise AugrobustValueError(f"{spec.name!r} is not an ImageNet-C corruption name: {list(CORRUPTION_ORDER)}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def registered_names() -> tuple[str, ...]:
+    """Names of the corruptions implemented so far, in imagecorruptions order."""
+    return tuple(n for n in CORRUPTION_ORDER if n in _REGISTRY)
+
+
+def get_spec(name: object) -> CorruptionSpec:
+    """Look a corruption up by name, with an error that lists the valid names."""
+    if not isinstance(name, str):
+        raise AugrobustTypeError(f"corruption name must be a str, got {type(name).__name__} ({name!r}).")
+    spec = _REGISTRY.get(name)
+    if spec is None:
+        known = ", ".join(registered_names())
+        if name in CORRUPTION_ORDER:
+            raise AugrobustValueError(f"corruption {name!r} is not implemented yet; available: {known}.")
+        raise AugrobustValueError(f"unknown corruption {name!r}; valid names: {known}.")
+    return spec
+
+
+def get_corruption_names(subset: str = "common") -> list[str]:
+    """Corruption names of a subset, as in ``imagecorruptions.get_corruption_names``.
+
+    Args:
+        subset: ``"common"`` (the 15 benchmark corruptions), ``"validation"`` (the 4 hold-out ones),
+            ``"all"``, or a family of the benchmark set: ``"noise"``, ``"blur"``, ``"weather"``,
+            ``"digital"``.
+
+    Example:
+        >>> import augrobust
+        >>> augrobust.get_corruption_names("noise")
+        ['gaussian_noise', 'shot_noise', 'impulse_noise']
+    """
+    if subset not in SUBSETS:
+        raise AugrobustValueError(f"unknown subset {subset!r}; valid subsets: {list(SUBSETS)}.")
+    return list(SUBSETS[subset])
+
+
+def check_preset(preset: object) -> str:
+    if preset not in PRESETS:
+        raise AugrobustValueError(f"unknown preset {preset!r}; valid presets: {list(PRESETS)}.")
+    return str(preset)
+
+
+def check_reference(reference: object) -> str:
+    if reference not in REFERENCES:
+        raise AugrobustValueError(f"unknown reference {reference!r}; valid references: {list(REFERENCES)}.")
+    return str(reference)
+
+
+def severity_table(
+    tables: dict[str, Sequence[Any]], preset: str, severity: torch.Tensor, *, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Gather one row of a severity table per sample.
+
+    ``tables[preset]`` is a sequence of 5 scalars or 5 equal-length tuples; the result has shape ``(B,)``
+    or ``(B, K)`` on ``severity``'s device. Presets missing from ``tables`` fall back to ``"imagenet"``.
+    """
+    rows = tables.get(preset, tables["imagenet"])
+    table = torch.as_tensor(rows, dtype=dtype, device=severity.device)
+    return table[severity.long() - 1]

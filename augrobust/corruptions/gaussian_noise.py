@@ -1,0 +1,46 @@
+"""gaussian_noise: additive N(0, sigma^2) per pixel and channel, then clip to [0, 1].
+
+Reference: ``imagecorruptions.corruptions.gaussian_noise``: ``clip(x + normal(scale=c), 0, 1)`` with
+``normal(size=x.shape)`` drawn from NumPy's global RNG in HWC order.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+
+#: sigma in [0, 1] units per severity, per preset (imagenet_c.md 3.1, 4.2-4.4).
+TABLES = {
+    "imagenet": (0.08, 0.12, 0.18, 0.26, 0.38),
+    "inception": (0.09, 0.13, 0.19, 0.27, 0.40),
+    "tinyimagenet": (0.04, 0.08, 0.12, 0.15, 0.18),
+    "cifar": (0.04, 0.06, 0.08, 0.09, 0.10),
+}
+
+
+def sample_gaussian_noise_field(
+    shape: tuple[int, int, int, int],
+    severity: torch.Tensor,
+    *,
+    preset: str,
+    reference: str,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """A standard-normal field per image; the kernel scales it by the severity's sigma."""
+    return {"noise": torch.randn(shape, generator=generator, device=device)}
+
+
+def gaussian_noise(
+    x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
+) -> torch.Tensor:
+    sigma = severity_table(TABLES, preset, severity, dtype=x.dtype).view(-1, 1, 1, 1)
+    return (x + sigma * params["noise"].to(x.dtype)).clamp_(0.0, 1.0)
+
+
+SPEC = register(
+    CorruptionSpec(
+        name="gaussian_noise", apply=gaussian_noise, sample_params=sample_gaussian_noise_field, per_channel=True
+    )
+)
