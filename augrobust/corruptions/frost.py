@@ -45,6 +45,7 @@ __all__ = [
     "load_frost_textures",
     "sample_frost_crops",
     "set_frost_dir",
+    "unit_from_255",
 ]
 
 #: (image weight, frost weight) per severity, per preset (imagenet_c.md 3.1, 4.2-4.4).
@@ -330,10 +331,10 @@ def frost(
     w_frost = weights[:, 1].view(b, 1, 1, 1)
     # the reference blends on the [0, 255] scale; x * 255 recovers the uint8 value exactly
     blended = (w_img * (x * 255) + w_frost * crop).clamp_(0.0, 255.0)
-    return _to_unit(blended)
+    return unit_from_255(blended)
 
 
-def _to_unit(v: torch.Tensor) -> torch.Tensor:
+def unit_from_255(v: torch.Tensor) -> torch.Tensor:
     """``v / 255``, moved by one ulp where needed so that ``floor(255 * y) == floor(v)``.
 
     The reference floors ``v`` itself (``np.uint8``); ``(v / 255) * 255`` can land on the other side of an

@@ -1,0 +1,205 @@
+"""spatter: water drops (severities with mode 0) or mud splashes (mode 1) over the image.
+
+Reference: ``imagecorruptions.corruptions.spatter`` (imagenet_c.md 3.16); the original scripts are the
+same algorithm (only the tables differ), so ``reference`` changes nothing here.
+
+1. ``liquid = N(loc, scale)`` of size ``H x W`` (float64), ``skimage.filters.gaussian(sigma)``
+   (mode ``'nearest'``, truncate 4), values ``< threshold`` set to 0.
+2. Water: ``u8 = uint8(liquid * 255)``; ``255 - Canny(u8, 50, 150)``; L2 distance transform (mask 5),
+   truncated at 20; 3x3 box blur; to uint8; ``equalizeHist``; ``filter2D`` with the emboss kernel
+   ``[[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]`` into saturated uint8; 3x3 box blur. ``m = u8 * dist``
+   normalised by its maximum and scaled by the intensity; all float32, as in the reference:
+   ``out = clip(x + m * (175, 238, 238) / 255, 0, 1)``.
+3. Mud: ``m = gaussian(float32(liquid > threshold), mud_sigma)`` (float32 between the two passes, as
+   SciPy writes a float32 image), ``m[m < 0.8] = 0``; ``out = x * (1 - m) + m * (63, 42, 20) / 255``.
+
+Everything is batched torch except the OpenCV chain of the water branch (Canny .. final box blur), which
+has no exact torch formulation (Canny's hysteresis, the chamfer distance transform, histogram
+equalisation with uint8 saturation in between): it runs with OpenCV on the CPU, one image at a time, and
+needs ``opencv-python(-headless)``. Choosing the branch per sample costs one host sync (the indices of
+the water samples); the mud branch and the blends run batched on the image's device.
+
+The reference divides by ``max(m)``, which is 0 when no pixel passes the threshold (it then returns
+NaN, cast to garbage); here such an image gets no water (``m = 0``).
+
+Params: ``liquid_noise`` ``(B, H, W)`` standard normals (float64); the kernel scales them to
+``loc + scale * z`` exactly as NumPy's ``normal`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.corruptions.frost import unit_from_255
+from augrobust.errors import AugrobustValueError
+from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
+
+__all__ = ["TABLES", "sample_spatter_noise", "spatter", "water_distance_map"]
+
+#: (loc, scale, blur sigma, threshold, intensity or mud sigma, mode: 0 water / 1 mud) per severity.
+TABLES = {
+    "imagenet": (
+        (0.65, 0.3, 4, 0.69, 0.6, 0), (0.65, 0.3, 3, 0.68, 0.6, 0), (0.65, 0.3, 2, 0.68, 0.5, 0),
+        (0.65, 0.3, 1, 0.65, 1.5, 1), (0.67, 0.4, 1, 0.65, 1.5, 1),
+    ),
+    "inception": (
+        (0.65, 0.3, 4, 0.69, 0.9, 0), (0.65, 0.3, 3.5, 0.68, 0.9, 0), (0.65, 0.3, 3, 0.68, 0.8, 0),
+        (0.65, 0.3, 1.2, 0.65, 1.8, 1), (0.67, 0.4, 1.2, 0.65, 1.8, 1),
+    ),
+    "tinyimagenet": (
+        (0.62, 0.1, 0.7, 0.7, 0.6, 0), (0.65, 0.1, 0.8, 0.7, 0.6, 0), (0.65, 0.3, 1, 0.69, 0.6, 0),
+        (0.65, 0.1, 0.7, 0.68, 0.6, 1), (0.65, 0.1, 0.5, 0.67, 0.6, 1),
+    ),
+    "cifar": (
+        (0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0), (0.65, 0.3, 1, 0.69, 0.5, 0),
+        (0.65, 0.1, 0.7, 0.69, 0.6, 1), (0.65, 0.1, 0.5, 0.68, 0.6, 1),
+    ),
+}  # fmt: skip
+
+_WATER = (175 / 255.0, 238 / 255.0, 238 / 255.0)
+_MUD = (63 / 255.0, 42 / 255.0, 20 / 255.0)
+_EMBOSS = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
+
+
+def _kernels(preset: str, column: int) -> torch.Tensor:
+    """``(5, 2R + 1)`` SciPy Gaussian kernels of one sigma column of the table (R: the table's largest)."""
+    rows = TABLES.get(preset, TABLES["imagenet"])
+    return gaussian_kernels([float(r[column]) for r in rows])
+
+
+def sample_spatter_noise(
+    shape: tuple[int, int, int, int],
+    severity: torch.Tensor,
+    *,
+    preset: str,
+    reference: str,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """One ``H x W`` standard-normal field per image (float64).
+
+    Example:
+        >>> import torch
+        >>> p = sample_spatter_noise((2, 3, 32, 48), torch.tensor([1, 4]), preset="imagenet",
+        ...                          reference="imagecorruptions", generator=None, device=torch.device("cpu"))
+        >>> p["liquid_noise"].shape, p["liquid_noise"].dtype
+        (torch.Size([2, 32, 48]), torch.float64)
+    """
+    b, _, h, w = shape
+    return {"liquid_noise": torch.randn((b, h, w), generator=generator, device=device, dtype=torch.float64)}
+
+
+def water_distance_map(liquid_u8: np.ndarray) -> np.ndarray:
+    """The reference's OpenCV chain on one uint8 ``H x W`` liquid layer, as a float32 map.
+
+    Canny edges, L2 distance to them (mask 5) truncated at 20, box blur, equalised histogram, emboss
+    filter into saturated uint8, box blur.
+
+    Example:
+        >>> import numpy as np
+        >>> water_distance_map(np.zeros((16, 16), np.uint8)).dtype  # doctest: +SKIP
+        dtype('float32')
+    """
+    try:
+        import cv2
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise AugrobustValueError(
+            "spatter's water branch (severities 1-3) uses OpenCV's Canny, distance transform and histogram "
+            "equalisation, which have no exact torch equivalent; install opencv-python-headless."
+        ) from err
+    dist = 255 - cv2.Canny(liquid_u8, 50, 150)
+    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+    dist = cv2.equalizeHist(dist)
+    dist = cv2.filter2D(dist, cv2.CV_8U, np.array(_EMBOSS))
+    return cv2.blur(dist, (3, 3)).astype(np.float32)
+
+
+def _correlate_f64(x: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
+    """One SciPy ``correlate1d`` pass (mode nearest) in float64, taps accumulated in SciPy's order."""
+    n = x.shape[dim]
+    radius = weights.shape[1] // 2
+    idx = torch.arange(-radius, n + radius, device=x.device).clamp_(0, n - 1)
+    padded = x.index_select(dim, idx)
+    shape = [x.shape[0]] + [1] * (x.ndim - 1)
+    out = x * weights[:, radius].view(shape)
+    for j in range(radius, 0, -1):  # outermost symmetric pair first
+        pair = padded.narrow(dim, radius - j, n) + padded.narrow(dim, radius + j, n)
+        out = out + pair * weights[:, radius - j].view(shape)
+    return out
+
+
+def _blur_float32_image(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``scipy.ndimage.gaussian_filter`` of a float32 ``(B, H, W)`` image: each pass in float64, stored as float32."""
+    w64 = weights.to(device=mask.device, dtype=torch.float64)
+    rows = _correlate_f64(mask.to(torch.float64), w64, 1).to(torch.float32)
+    return _correlate_f64(rows.to(torch.float64), w64, 2).to(torch.float32)
+
+
+def _water(x: torch.Tensor, liquid: torch.Tensor, intensity: torch.Tensor) -> torch.Tensor:
+    """Water branch for a sub-batch; returns ``y`` with ``floor(255 y)`` equal to the reference's uint8."""
+    # float -> uint8 as NumPy's astype on x86 (values >= 256 wrap; negative cannot occur after thresholding)
+    u8 = (liquid * 255).to(torch.int64).remainder(256).to(torch.uint8)
+    u8_cpu = u8.cpu().numpy()  # OpenCV runs on the host, one image at a time
+    dist = torch.from_numpy(np.stack([water_distance_map(img) for img in u8_cpu])).to(x.device)
+    m = u8.to(torch.float32) * dist
+    peak = m.amax(dim=(1, 2), keepdim=True)
+    m = torch.where(peak > 0, m / torch.where(peak > 0, peak, 1.0), 0.0)
+    m = (m * intensity.to(torch.float32).view(-1, 1, 1)).unsqueeze(1)
+    color = torch.tensor(_WATER, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    x32 = x.to(torch.float32)  # the reference works on float32 x and multiplies by 255 in float32
+    v = (x32 + m * color).clamp_(0.0, 1.0) * 255
+    return unit_from_255(v.to(x.dtype))
+
+
+def _mud(x: torch.Tensor, liquid: torch.Tensor, threshold: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    mask = (liquid > threshold.view(-1, 1, 1)).to(torch.float32)
+    m = _blur_float32_image(mask, kernels)
+    m = torch.where(m < 0.8, 0.0, m).unsqueeze(1)
+    kept = (x.to(torch.float32) * (1 - m)).to(x.dtype)  # float32 in the reference
+    color = torch.tensor(_MUD, dtype=torch.float64, device=x.device).view(1, 3, 1, 1).to(x.dtype)
+    return (kept + color * m.to(x.dtype)).clamp_(0.0, 1.0)
+
+
+def spatter(
+    x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
+) -> torch.Tensor:
+    """Water or mud spatter per image (see the module docstring).
+
+    Example:
+        >>> import torch, augrobust
+        >>> augrobust.corrupt(torch.rand(2, 3, 32, 32), "spatter", 4).shape
+        torch.Size([2, 3, 32, 32])
+    """
+    b, _, h, w = x.shape
+    noise = params["liquid_noise"]
+    if noise.shape != (b, h, w):
+        raise AugrobustValueError(
+            f"spatter params['liquid_noise'] must have shape ({b}, {h}, {w}), got {tuple(noise.shape)}."
+        )
+    table = severity_table(TABLES, preset, severity)  # float64, (B, 6)
+    loc, scale, threshold = table[:, 0].view(b, 1, 1), table[:, 1].view(b, 1, 1), table[:, 3]
+    # The liquid layer is float64 in the reference whatever the image dtype; SciPy's tap order keeps it exact.
+    liquid = loc + scale * noise.to(device=x.device, dtype=torch.float64)
+    blur = _kernels(preset, 2).to(x.device)[severity - 1]
+    liquid = separable_filter_nearest(liquid.unsqueeze(1), blur, method="direct").squeeze(1)
+    liquid = torch.where(liquid < threshold.view(b, 1, 1), 0.0, liquid)
+
+    is_mud = table[:, 5] > 0.5
+    mud_idx = is_mud.nonzero().flatten()  # the one host sync: which samples take which branch
+    water_idx = (~is_mud).nonzero().flatten()
+    out = torch.empty_like(x)
+    if mud_idx.numel():
+        kernels = _kernels(preset, 4).to(x.device)[severity[mud_idx] - 1]
+        out[mud_idx] = _mud(x[mud_idx], liquid[mud_idx], threshold[mud_idx], kernels)
+    if water_idx.numel():
+        out[water_idx] = _water(x[water_idx], liquid[water_idx], table[water_idx, 4])
+    return out
+
+
+SPEC = register(
+    CorruptionSpec(name="spatter", apply=spatter, sample_params=sample_spatter_noise, per_channel=False, min_size=8)
+)
