@@ -1,0 +1,212 @@
+"""Corruption-robustness metrics: accuracy, corruption error (CE), mCE and relative mCE.
+
+Definitions (Hendrycks & Dietterich, ICLR 2019; imagenet_c.md section 5.1), with ``E[c][s]`` the top-1 error
+on corruption ``c`` at severity ``s``:
+
+* ``CE_c = sum_s E^f[c][s] / sum_s E^base[c][s]`` (the baseline is AlexNet by default);
+* ``mCE`` = mean of ``CE_c`` over the corruptions given (the benchmark uses the 15 "common" ones);
+* relative ``CE_c = sum_s (E^f[c][s] - E^f_clean) / sum_s (E^base[c][s] - E^base_clean)``, relative mCE its mean.
+
+Values are fractions (0.25 = 25 %); multiply by 100 for the percentages of papers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from augrobust.errors import AugrobustTypeError, AugrobustValueError
+
+__all__ = [
+    "ALEXNET_CLEAN_ERROR",
+    "ALEXNET_ERRORS",
+    "accuracy",
+    "ce",
+    "corruption_error",
+    "mce",
+    "relative_ce",
+    "relative_mce",
+]
+
+#: Top-1 error of AlexNet on ImageNet-C per corruption, severities 1..5 (hendrycks/robustness README,
+#: commit 76d9393; imagenet_c.md 5.2). Their mean is the ``ALEXNET_ERR`` constant of AugMix's imagenet.py.
+ALEXNET_ERRORS: dict[str, list[float]] = {
+    "gaussian_noise": [0.69528, 0.82542, 0.93554, 0.98138, 0.99452],
+    "shot_noise": [0.71224, 0.85108, 0.93574, 0.98182, 0.99146],
+    "impulse_noise": [0.78374, 0.89808, 0.94870, 0.98720, 0.99548],
+    "defocus_blur": [0.65624, 0.73202, 0.85036, 0.91364, 0.94714],
+    "glass_blur": [0.64308, 0.75054, 0.88806, 0.91622, 0.93344],
+    "motion_blur": [0.58430, 0.70048, 0.82108, 0.89750, 0.92638],
+    "zoom_blur": [0.70008, 0.76992, 0.80784, 0.84198, 0.87198],
+    "snow": [0.71726, 0.88392, 0.86468, 0.91870, 0.94952],
+    "frost": [0.61390, 0.79734, 0.88790, 0.89942, 0.93430],
+    "fog": [0.67474, 0.76050, 0.84378, 0.87260, 0.94500],
+    "brightness": [0.45140, 0.48502, 0.54048, 0.62166, 0.72440],
+    "contrast": [0.64548, 0.76150, 0.88874, 0.97760, 0.99270],
+    "elastic_transform": [0.52596, 0.70116, 0.55686, 0.64076, 0.80554],
+    "pixelate": [0.52218, 0.54620, 0.73728, 0.87092, 0.91262],
+    "jpeg_compression": [0.51002, 0.54718, 0.57294, 0.65458, 0.74778],
+    "speckle_noise": [0.66192, 0.74440, 0.90246, 0.94548, 0.97268],
+    "gaussian_blur": [0.54732, 0.70444, 0.82574, 0.89864, 0.95940],
+    "spatter": [0.47196, 0.62194, 0.75052, 0.84132, 0.90182],
+    "saturate": [0.59342, 0.65514, 0.51174, 0.70834, 0.82260],
+}
+
+#: AlexNet's clean top-1 error on ImageNet validation, the baseline of relative mCE. The paper's Table 1
+#: prints 43.5 %; 0.4345 is the value third-party code uses (imagenet_c.md 5.1 marks it unverified).
+ALEXNET_CLEAN_ERROR: float = 0.4345
+
+
+def _errors(values: object, what: str) -> list[float]:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().reshape(-1).tolist()
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        try:
+            values = list(values)  # type: ignore[call-overload]
+        except TypeError:
+            raise AugrobustTypeError(f"{what} must be a sequence of errors, got {type(values).__name__}.") from None
+    out = [float(v) for v in values]
+    if not out:
+        raise AugrobustValueError(f"{what} is empty; give one error per severity.")
+    if any(not 0.0 <= v <= 1.0 for v in out):
+        raise AugrobustValueError(f"{what} must be error rates in [0, 1], got {out}.")
+    return out
+
+
+def corruption_error(errors_by_severity: Sequence[float]) -> float:
+    """Mean error over severities (the unnormalised corruption error).
+
+    Example:
+        >>> corruption_error([0.1, 0.2, 0.3, 0.4, 0.5])
+        0.3
+    """
+    errs = _errors(errors_by_severity, "errors_by_severity")
+    return sum(errs) / len(errs)
+
+
+def ce(model_errors: Sequence[float], baseline_errors: Sequence[float]) -> float:
+    """Corruption Error: sum over severities of the model's errors over the sum of the baseline's.
+
+    Example:
+        >>> round(ce([0.2, 0.4], [0.4, 0.8]), 6)
+        0.5
+    """
+    m, b = _errors(model_errors, "model_errors"), _errors(baseline_errors, "baseline_errors")
+    if len(m) != len(b):
+        raise AugrobustValueError(f"model has {len(m)} severities but the baseline {len(b)}; they must match.")
+    denom = sum(b)
+    if denom <= 0:
+        raise AugrobustValueError("the baseline's errors sum to 0; CE is undefined.")
+    return sum(m) / denom
+
+
+def relative_ce(
+    model_errors: Sequence[float], model_clean: float, baseline_errors: Sequence[float], baseline_clean: float
+) -> float:
+    """Relative Corruption Error: ``sum_s (E_s - E_clean) / sum_s (B_s - B_clean)``.
+
+    Example:
+        >>> round(relative_ce([0.3, 0.5], 0.1, [0.6, 0.8], 0.4), 6)
+        1.0
+    """
+    m, b = _errors(model_errors, "model_errors"), _errors(baseline_errors, "baseline_errors")
+    if len(m) != len(b):
+        raise AugrobustValueError(f"model has {len(m)} severities but the baseline {len(b)}; they must match.")
+    denom = sum(v - float(baseline_clean) for v in b)
+    if denom == 0:
+        raise AugrobustValueError("the baseline's corrupted and clean errors are equal; relative CE is undefined.")
+    return sum(v - float(model_clean) for v in m) / denom
+
+
+def _baseline_for(name: str, n: int, baseline: Mapping[str, Sequence[float]] | None) -> Sequence[float]:
+    table = ALEXNET_ERRORS if baseline is None else baseline
+    if name not in table:
+        raise AugrobustValueError(
+            f"no baseline errors for corruption {name!r}; the baseline has: {', '.join(table)}."
+        )
+    errs = table[name]
+    if len(errs) != n:
+        raise AugrobustValueError(
+            f"corruption {name!r}: the model has {n} severities but the baseline {len(errs)}. To use a subset of "
+            "severities, pass baseline errors for the same severities."
+        )
+    return errs
+
+
+def _check_model(model: Mapping[str, Sequence[float]]) -> None:
+    if not isinstance(model, Mapping):
+        raise AugrobustTypeError(f"model errors must be a dict {{corruption: [e1..e5]}}, got {type(model).__name__}.")
+    if not model:
+        raise AugrobustValueError("model errors are empty; give at least one corruption.")
+
+
+def mce(
+    model: Mapping[str, Sequence[float]], baseline: Mapping[str, Sequence[float]] | None = None
+) -> float:
+    """Mean Corruption Error over the corruptions in ``model``.
+
+    Args:
+        model: ``{corruption: [error at severity 1, ..., 5]}``.
+        baseline: the same for the baseline; ``None`` uses :data:`ALEXNET_ERRORS`.
+
+    For the ImageNet-C benchmark number, give the 15 ``get_corruption_names("common")`` corruptions.
+
+    Example:
+        >>> mce({"fog": [0.5, 0.5], "snow": [0.1, 0.1]}, {"fog": [1.0, 1.0], "snow": [0.4, 0.4]})
+        0.375
+    """
+    _check_model(model)
+    return sum(ce(errs, _baseline_for(name, len(errs), baseline)) for name, errs in model.items()) / len(model)
+
+
+def relative_mce(
+    model: Mapping[str, Sequence[float]],
+    model_clean: float,
+    baseline: Mapping[str, Sequence[float]] | None = None,
+    baseline_clean: float | None = None,
+) -> float:
+    """Relative mCE: mean relative CE over the corruptions in ``model``.
+
+    Args:
+        model: ``{corruption: [e1..e5]}``.
+        model_clean: the model's clean error.
+        baseline: baseline errors; ``None`` uses AlexNet's (:data:`ALEXNET_ERRORS`).
+        baseline_clean: the baseline's clean error; ``None`` with the AlexNet baseline uses
+            :data:`ALEXNET_CLEAN_ERROR` and is required with a custom baseline.
+
+    Example:
+        >>> relative_mce({"fog": [0.3, 0.5]}, 0.1, {"fog": [0.6, 0.8]}, 0.4)
+        1.0
+    """
+    _check_model(model)
+    if baseline_clean is None:
+        if baseline is not None:
+            raise AugrobustValueError("a custom baseline needs its clean error: pass baseline_clean.")
+        baseline_clean = ALEXNET_CLEAN_ERROR
+    total = sum(
+        relative_ce(errs, model_clean, _baseline_for(name, len(errs), baseline), baseline_clean)
+        for name, errs in model.items()
+    )
+    return total / len(model)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor, *, topk: int = 1) -> float:
+    """Top-``k`` accuracy of ``(N, num_classes)`` logits against ``(N,)`` integer labels, as a Python float.
+
+    Example:
+        >>> import torch
+        >>> accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 1, 1]))
+        0.6666666666666666
+    """
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise AugrobustValueError(
+            f"logits must be (N, num_classes) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}."
+        )
+    if logits.shape[0] == 0:
+        raise AugrobustValueError("accuracy of an empty batch is undefined.")
+    if not 1 <= topk <= logits.shape[1]:
+        raise AugrobustValueError(f"topk must be in 1..{logits.shape[1]}, got {topk}.")
+    top = logits.topk(topk, dim=1).indices
+    hits = (top == labels.to(top.device).view(-1, 1)).any(dim=1)
+    return float(hits.double().mean())
