@@ -17,6 +17,8 @@ __all__ = ["main"]
 _COMMAND_MODULES: tuple[str, ...] = (
     "augrobust.demo",
     "augrobust.benchmark.cli",
+    "augrobust.train.cli",
+    "augrobust.eval_cli",
 )
 
 

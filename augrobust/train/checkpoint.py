@@ -1,0 +1,119 @@
+"""Checkpoints: atomic writes, ``weights_only`` loads, and the RNG states that make resumption exact.
+
+A checkpoint is a plain dict of tensors and plain containers, so ``torch.load(weights_only=True)`` reads
+it without running arbitrary pickled code::
+
+    {"model", "optimizer", "scheduler": state dicts, "epoch": epochs finished,
+     "rng": {"torch", "cuda", "numpy", "python", "damp"}, "config": {"arch", "num_classes", ...}}
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from augrobust.errors import AugrobustValueError
+
+__all__ = ["CHECKPOINT_KEYS", "capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint"]
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "rng", "config")
+_CONFIG_KEYS = ("arch", "num_classes")
+
+
+def capture_rng(damp_generator: torch.Generator | None = None) -> dict[str, Any]:
+    """torch (CPU and every CUDA device), NumPy, Python and DAMP generator states as tensors / plain types."""
+    np_state = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "key": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": py_version, "state": list(py_state), "gauss_next": py_gauss},
+        "damp": damp_generator.get_state() if damp_generator is not None else None,
+    }
+
+
+def restore_rng(rng: dict[str, Any], damp_generator: torch.Generator | None = None) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    np_rng = rng["numpy"]
+    np.random.set_state(
+        ("MT19937", np_rng["key"].numpy().astype(np.uint32), np_rng["pos"], np_rng["has_gauss"],
+         np_rng["cached_gaussian"])
+    )
+    py = rng["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
+    if damp_generator is not None and rng["damp"] is not None:
+        damp_generator.set_state(rng["damp"])
+
+
+def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) -> Path:
+    """Write ``checkpoint`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+
+    A crash mid-write leaves the previous checkpoint intact, never a truncated one.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     p = save_checkpoint(f"{d}/ckpt.pt", {"epoch": 1, "w": torch.ones(2)})
+        ...     torch.load(p, weights_only=True)["epoch"]
+        1
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise AugrobustValueError(f"Checkpoint path {str(path)!r} is a directory; give a file path.")
+    if not path.parent.is_dir():
+        raise AugrobustValueError(f"Cannot write checkpoint {str(path)!r}: folder {str(path.parent)!r} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a trainer checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        AugrobustValueError: missing file, unreadable / non-checkpoint file, or missing keys (the message
+            says which).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AugrobustValueError(f"No checkpoint file at {str(path)!r}.")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # corrupt, truncated, or not written by torch.save of plain types
+        raise AugrobustValueError(f"Cannot read checkpoint {str(path)!r}: {err}") from err
+    if not isinstance(ckpt, dict):
+        raise AugrobustValueError(f"Checkpoint {str(path)!r} holds a {type(ckpt).__name__}, expected a dict.")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        raise AugrobustValueError(f"Checkpoint {str(path)!r} lacks keys {missing}; expected {list(CHECKPOINT_KEYS)}.")
+    config = ckpt["config"]
+    if not isinstance(config, dict) or any(k not in config for k in _CONFIG_KEYS):
+        raise AugrobustValueError(
+            f"Checkpoint {str(path)!r} has a malformed config {config!r}; it needs keys {list(_CONFIG_KEYS)}."
+        )
+    if isinstance(ckpt["epoch"], bool) or not isinstance(ckpt["epoch"], int) or ckpt["epoch"] < 0:
+        raise AugrobustValueError(f"Checkpoint {str(path)!r} has a malformed epoch {ckpt['epoch']!r}.")
+    return ckpt
