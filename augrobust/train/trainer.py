@@ -237,7 +237,8 @@ def _accuracy(model: nn.Module, dataset: Dataset[Any], device: torch.device, bat
     was_training = model.training
     model.eval()
     correct = total = 0
-    for xb, yb in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    # Own generator: evaluating must not advance the global RNG (a resumed run would then diverge).
+    for xb, yb in DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator()):
         logits = model(_to_float(xb.to(device)))
         correct += int((logits.argmax(1) == yb.to(device)).sum())
         total += len(yb)

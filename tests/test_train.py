@@ -1,0 +1,239 @@
+"""The reference trainer: models, methods, checkpoints, exact resumption, errors and the CLI.
+
+Specification proven here:
+- models take [0, 1] images and normalise inside; resnet18_cifar has a 3x3 stem, no max-pool and a
+  zero-initialised last BN gamma per block;
+- a run interrupted after an epoch and resumed ends with bit-identical weights to an uninterrupted run
+  (with DAMP noise and a randomised method, so every RNG stream must be restored);
+- checkpoints load with ``torch.load(weights_only=True)`` and hold model / optimizer / scheduler / epoch /
+  RNG states / config; they are written atomically;
+- bad paths, malformed checkpoints and malformed configs raise clear ``AugrobustError``s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from augrobust.data import SyntheticShapes
+from augrobust.errors import AugrobustError, AugrobustValueError
+from augrobust.train import (
+    CHECKPOINT_NAME,
+    ERM,
+    GNT,
+    METHODS,
+    METRICS_NAME,
+    Normalize,
+    TrainConfig,
+    build_datasets,
+    build_model,
+    get_method,
+    load_checkpoint,
+    register_method,
+    save_checkpoint,
+    train,
+)
+from augrobust.train import cli as train_cli
+
+
+def _data(n: int = 16) -> tuple[SyntheticShapes, SyntheticShapes]:
+    return SyntheticShapes(n, seed=1, train=True, size=16), SyntheticShapes(8, seed=1, train=False, size=16)
+
+
+def _noisy_method(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A stand-in GNT drawing from torch's global RNG (so resumption must restore it)."""
+    keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device) < 0.5
+    return torch.where(keep, x, (x + 0.5 * torch.randn_like(x)).clamp(0, 1))
+
+
+_CONFIG = dict(arch="resnet8_cifar", data="synthetic16", epochs=3, batch_size=8, lr=0.05, damp_sigma=0.2, damp_m=4)
+
+
+# -- models ------------------------------------------------------------------------------------------------
+
+
+def test_models_normalise_inside_and_cifar_resnet_layout():
+    model = build_model("resnet18_cifar", 10)
+    assert isinstance(model[0], Normalize)
+    net = model[1]
+    assert net.conv1.kernel_size == (3, 3) and net.conv1.stride == (1, 1)
+    assert isinstance(net.maxpool, nn.Identity)
+    for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+        for block in layer:
+            assert torch.count_nonzero(block.bn2.weight) == 0
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    assert build_model("resnet18", 7)(torch.rand(1, 3, 64, 64)).shape == (1, 7)
+    x = torch.full((1, 3, 2, 2), 0.5)
+    torch.testing.assert_close(Normalize((0.5, 0.5, 0.5), (0.1, 0.2, 0.5))(x), torch.zeros_like(x))
+
+
+def test_model_errors():
+    with pytest.raises(AugrobustValueError, match="resnet18_cifar"):
+        build_model("resnet19", 10)
+    with pytest.raises(AugrobustValueError, match="num_classes"):
+        build_model("resnet8_cifar", 1)
+
+
+# -- methods -----------------------------------------------------------------------------------------------
+
+
+def test_methods_registry():
+    x = torch.rand(2, 3, 4, 4)
+    assert isinstance(get_method("erm"), ERM) and get_method("erm")(None, x, None) is x
+    gnt = GNT(augmentation=lambda t: t * 0)
+    assert torch.equal(gnt(None, x, None), torch.zeros_like(x))
+    register_method("half", lambda: lambda model, t, y: t / 2)
+    try:
+        torch.testing.assert_close(get_method("half")(None, x, None), x / 2)
+    finally:
+        del METHODS["half"]
+    with pytest.raises(AugrobustValueError, match="erm"):
+        get_method("nope")
+
+
+def test_gnt_uses_augrobust_gaussian_noise():
+    import augrobust
+
+    if not hasattr(augrobust, "GaussianNoise"):
+        with pytest.raises(AugrobustError, match="GaussianNoise"):
+            GNT()
+        return
+    gnt = GNT()
+    torch.manual_seed(0)
+    x = torch.full((512, 3, 8, 8), 0.5)
+    out = gnt(None, x, None)
+    changed = (out != x).flatten(1).any(1).float().mean().item()
+    assert 0.4 < changed < 0.6  # p = 0.5
+    assert out.min() >= 0 and out.max() <= 1
+
+
+# -- training, checkpoints, resumption --------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_resume_equals_uninterrupted(tmp_path):
+    config = TrainConfig(**_CONFIG)
+    full = train(config, tmp_path / "full", datasets=_data(), method=_noisy_method, log=None)
+    part = train(config, tmp_path / "part", datasets=_data(), method=_noisy_method, stop_after_epoch=1, log=None)
+    assert [r["epoch"] for r in part.history] == [1]
+    resumed = train(config, tmp_path / "part", datasets=_data(), method=_noisy_method, resume=True, log=None)
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    lines = (tmp_path / "part" / METRICS_NAME).read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+    # Different seed -> different weights (the comparison above is not vacuous).
+    other = train(
+        TrainConfig(**{**_CONFIG, "seed": 1, "epochs": 1}), tmp_path / "other", datasets=_data(), log=None
+    )
+    assert not torch.equal(other.model.state_dict()["1.fc.weight"], a["1.fc.weight"])
+
+
+def test_checkpoint_contents_load_with_weights_only(tmp_path):
+    config = TrainConfig(**{**_CONFIG, "epochs": 1})
+    train(config, tmp_path, datasets=_data(16), log=None)
+    ckpt = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "rng", "config"}
+    assert ckpt["epoch"] == 1
+    assert ckpt["config"] == {**config.to_dict(), "num_classes": 10}
+    assert set(ckpt["rng"]) == {"torch", "cuda", "numpy", "python", "damp"}
+    assert isinstance(ckpt["rng"]["torch"], torch.Tensor) and isinstance(ckpt["rng"]["damp"], torch.Tensor)
+    model = build_model(ckpt["config"]["arch"], ckpt["config"]["num_classes"])
+    model.load_state_dict(ckpt["model"])
+    assert [p.name for p in tmp_path.iterdir()] and not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+
+
+def test_save_checkpoint_is_atomic_and_checks_paths(tmp_path):
+    path = save_checkpoint(tmp_path / "c.pt", {"epoch": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        save_checkpoint(path, {"epoch": 2, "bad": Unpicklable()})
+    assert torch.load(path, weights_only=True) == {"epoch": 1}  # the old checkpoint survives a failed write
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
+    with pytest.raises(AugrobustValueError, match="does not exist"):
+        save_checkpoint(tmp_path / "missing" / "c.pt", {})
+    with pytest.raises(AugrobustValueError, match="directory"):
+        save_checkpoint(tmp_path, {})
+
+
+def test_bad_paths_and_malformed_checkpoints(tmp_path):
+    config = TrainConfig(**{**_CONFIG, "epochs": 1})
+    with pytest.raises(AugrobustValueError, match="no checkpoint"):
+        train(config, tmp_path / "empty", datasets=_data(16), resume=True, log=None)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(AugrobustValueError, match="not a directory"):
+        train(config, tmp_path / "file", datasets=_data(16), log=None)
+    run = tmp_path / "run"
+    train(config, run, datasets=_data(16), log=None)
+    with pytest.raises(AugrobustValueError, match="already exists"):
+        train(config, run, datasets=_data(16), log=None)
+    with pytest.raises(AugrobustValueError, match="config differs.*lr"):
+        train(TrainConfig(**{**_CONFIG, "epochs": 1, "lr": 0.2}), run, datasets=_data(16), resume=True, log=None)
+
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(AugrobustValueError, match="Cannot read"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"model": {}, "epoch": 1}, tmp_path / "partial.pt")
+    with pytest.raises(AugrobustValueError, match="lacks keys"):
+        load_checkpoint(tmp_path / "partial.pt")
+    ckpt = torch.load(run / CHECKPOINT_NAME, weights_only=True)
+    torch.save({**ckpt, "config": {"arch": "resnet8_cifar"}}, tmp_path / "noclasses.pt")
+    with pytest.raises(AugrobustValueError, match="malformed config"):
+        load_checkpoint(tmp_path / "noclasses.pt")
+    with pytest.raises(AugrobustValueError, match="No checkpoint file"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 10, "damp_m": 4}, "multiple of damp_m"),
+        ({"damp_sigma": -1.0}, "damp_sigma"),
+        ({"lr": float("nan")}, "lr"),
+        ({"arch": "vgg"}, "Unknown arch"),
+        ({"method": "mixup"}, "Unknown method"),
+    ],
+)
+def test_malformed_config(change, match):
+    with pytest.raises(AugrobustValueError, match=match):
+        TrainConfig(**{**_CONFIG, **change}).validate()
+
+
+def test_config_round_trip_and_bad_data_specs():
+    config = TrainConfig(**_CONFIG)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(AugrobustValueError, match="unknown keys"):
+        TrainConfig.from_dict({**config.to_dict(), "optimizer": "adam"})
+    for spec in ("imagenet", "synthetic:zero", "cifar10:"):
+        with pytest.raises(AugrobustValueError, match="spec"):
+            build_datasets(spec)
+    with pytest.raises(AugrobustError):
+        build_datasets("cifar10:/definitely/not/here")
+    train_set, test_set = build_datasets("synthetic:20", seed=3)
+    assert (len(train_set), len(test_set)) == (20, 4)
+
+
+def test_cli_trains_and_resumes(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    train_cli.add_parser(parser.add_subparsers())
+    common = ["train", "--arch", "resnet8_cifar", "--data", "synthetic:16", "--batch-size", "8", "--out", str(tmp_path)]
+    args = parser.parse_args([*common, "--epochs", "1", "--method", "erm", "--damp-sigma", "0.1", "--damp-m", "2"])
+    assert args.func(args) == 0
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["config"]["damp_sigma"] == 0.1
+    args = parser.parse_args([*common, "--epochs", "1", "--method", "erm", "--damp-sigma", "0.1", "--damp-m", "2"])
+    assert args.func(args) == 2  # refuses to overwrite finished work
+    assert "--resume" in capsys.readouterr().err
+    args = parser.parse_args([*common, "--epochs", "1", "--damp-sigma", "0.1", "--damp-m", "2", "--resume"])
+    assert args.func(args) == 0  # already complete: nothing to do
