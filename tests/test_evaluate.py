@@ -1,0 +1,349 @@
+"""Corruption evaluation: errors counted by hand, seeding per (seed, corruption, severity, batch), .npy mode,
+the report's metrics and files, and the ``augrobust eval`` command on a tiny checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import augrobust
+from augrobust.corruptions import _spec, registered_names
+from augrobust.corruptions._spec import CorruptionSpec
+from augrobust.data import SyntheticShapes
+from augrobust.errors import AugrobustValueError
+from augrobust.evaluate import CorruptionReport, _Progress, corruption_batch_seed, evaluate_corruptions
+from augrobust.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
+
+
+def _brighten(x, severity, params, *, preset, reference):
+    """A deterministic stand-in corruption: add 0.1 * severity."""
+    return (x + 0.1 * severity.to(x.dtype).view(-1, 1, 1, 1)).clamp(0, 1)
+
+
+@pytest.fixture
+def two_corruptions(monkeypatch):
+    """Two registered corruption names: real ones when the registry has them, else a test-only stand-in."""
+    names = list(registered_names())
+    if len(names) < 2:
+        spare = next(n for n in ("saturate", "spatter", "brightness") if n not in names)
+        monkeypatch.setitem(_spec._REGISTRY, spare, CorruptionSpec(name=spare, apply=_brighten))
+        names = list(registered_names())
+    return names[:2]
+
+
+class MeanThreshold(torch.nn.Module):
+    """A fixed 'classifier' whose prediction depends on the pixels: class = floor(10 * mean of channel 0)."""
+
+    scale = 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cls = (x[:, 0].double().mean(dim=(1, 2)) * self.scale).floor().remainder(10).long()
+        return torch.nn.functional.one_hot(cls, 10).float() + 0 * self.dummy
+
+
+class PixelHash(MeanThreshold):
+    """Class = floor(10^5 * mean) mod 10: any change of the random draws changes its predictions."""
+
+    scale = 1e5
+
+
+def _by_hand(dataset, names, severities, batch_size, seed, preset="imagenet"):
+    model = PixelHash()
+    xs = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    ys = torch.tensor([dataset[i][1] for i in range(len(dataset))])
+    clean = 1 - (model(xs.float() / 255).argmax(1) == ys).float().mean().item()
+    errors = {}
+    for name in names:
+        errors[name] = []
+        for s in severities:
+            wrong = 0
+            for b, start in enumerate(range(0, len(xs), batch_size)):
+                g = torch.Generator().manual_seed(corruption_batch_seed(seed, name, s, b))
+                xc = augrobust.corrupt(xs[start : start + batch_size], name, s, preset=preset, generator=g)
+                wrong += (model(xc.float() / 255).argmax(1) != ys[start : start + batch_size]).sum().item()
+            errors[name].append(wrong / len(xs))
+    return clean, errors
+
+
+def test_errors_match_a_hand_count_with_per_batch_generators(two_corruptions):
+    ds = SyntheticShapes(16, seed=2, train=False)
+    kw = dict(corruptions=two_corruptions, severities=(1, 4), batch_size=8, progress=False)
+    report = evaluate_corruptions(PixelHash(), ds, seed=7, **kw)
+    clean, errors = _by_hand(ds, two_corruptions, (1, 4), 8, 7)
+    assert report.clean_error == pytest.approx(clean)
+    assert list(report.errors) == two_corruptions
+    for name in two_corruptions:
+        assert report.errors[name] == pytest.approx(errors[name])
+    # The check is sensitive to the draws: another evaluation seed changes the errors.
+    other = evaluate_corruptions(PixelHash(), ds, seed=8, **kw)
+    assert other.errors != report.errors and other.clean_error == report.clean_error
+    assert report.severities == (1, 4) and report.num_images == 16
+    assert report.metadata["seed"] == 7 and report.metadata["preset"] == "imagenet"
+
+
+def test_results_do_not_depend_on_the_order_of_corruptions_or_severities(two_corruptions):
+    ds = SyntheticShapes(6, train=False)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    kw = dict(batch_size=4, progress=False, seed=3)
+    a = evaluate_corruptions(model, ds, corruptions=two_corruptions, severities=(2, 5), **kw)
+    b = evaluate_corruptions(model, ds, corruptions=two_corruptions[::-1], severities=(5,), **kw)
+    for name in two_corruptions:
+        assert a.errors[name][1] == b.errors[name][0]
+    assert a.clean_error == b.clean_error
+
+
+def test_constant_classifier_error_is_the_share_of_other_labels(two_corruptions):
+    class AlwaysThree(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.full((x.shape[0],), 3), 10).float()
+
+    report = evaluate_corruptions(
+        AlwaysThree(), SyntheticShapes(10), corruptions=two_corruptions, severities=(1, 5), progress=False
+    )
+    assert report.clean_error == pytest.approx(0.9)  # labels cycle 0..9: 1 of 10 is class 3
+    assert all(e == pytest.approx(0.9) for errs in report.errors.values() for e in errs)
+    assert report.mean_corruption_accuracy() == pytest.approx(0.1)
+
+
+def test_default_corruptions_are_all_registered_ones_and_training_mode_is_restored(monkeypatch, two_corruptions):
+    import augrobust.evaluate as evaluate_module
+
+    # The registry grows as corruptions land; pin it so that this test stays small.
+    monkeypatch.setattr(evaluate_module, "registered_names", lambda: tuple(two_corruptions))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10), torch.nn.Dropout(0.5))
+    model.train()
+    report = evaluate_corruptions(model, SyntheticShapes(2), severities=(1,), progress=False)
+    assert list(report.errors) == two_corruptions
+    assert model.training
+
+
+def test_argument_errors():
+    ds = SyntheticShapes(2)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    with pytest.raises(AugrobustValueError, match="unknown corruption"):
+        evaluate_corruptions(model, ds, corruptions=["nonsense"], progress=False)
+    with pytest.raises(AugrobustValueError, match="1..5"):
+        evaluate_corruptions(model, ds, corruptions=["gaussian_noise"], severities=(0, 1), progress=False)
+    with pytest.raises(AugrobustValueError, match="batch_size"):
+        evaluate_corruptions(model, ds, corruptions=["gaussian_noise"], batch_size=0, progress=False)
+    with pytest.raises(AugrobustValueError, match="logits"):
+        evaluate_corruptions(lambda x: x.mean(dim=(1, 2, 3)), ds, corruptions=["gaussian_noise"], progress=False)
+
+
+def _write_npy_root(root, ds, names):
+    """CIFAR-10-C layout built from a dataset: per corruption, severities 1..5 stacked, uint8 HWC."""
+    xs = torch.stack([ds[i][0] for i in range(len(ds))])
+    for k, name in enumerate(names):
+        blocks = [(xs.int() + 40 * s * (k + 1)).clamp(0, 255).to(torch.uint8) for s in range(1, 6)]
+        np.save(root / f"{name}.npy", torch.cat(blocks).permute(0, 2, 3, 1).numpy())
+    np.save(root / "labels.npy", np.array([ds[i][1] for i in range(len(ds))] * 5))
+    return xs
+
+
+def test_npy_mode_reads_the_stacked_files(tmp_path):
+    ds = SyntheticShapes(7, train=False)
+    xs = _write_npy_root(tmp_path, ds, ["fog", "snow"])
+    ys = torch.tensor(ds.targets)
+    model = MeanThreshold()
+    report = evaluate_corruptions(model, ds, npy_root=tmp_path, severities=(2, 3), batch_size=3, progress=False)
+    assert list(report.errors) == ["snow", "fog"]  # imagecorruptions order
+    for k, name in enumerate(["fog", "snow"]):
+        for j, s in enumerate((2, 3)):
+            shifted = (xs.int() + 40 * s * (k + 1)).clamp(0, 255).float() / 255
+            assert report.errors[name][j] == pytest.approx((model(shifted).argmax(1) != ys).float().mean().item())
+    assert report.clean_error == pytest.approx((model(xs.float() / 255).argmax(1) != ys).float().mean().item())
+    no_clean = evaluate_corruptions(model, None, npy_root=tmp_path, corruptions=["fog"], progress=False)
+    assert no_clean.clean_error is None and list(no_clean.errors) == ["fog"]
+    with pytest.raises(FileNotFoundError, match="available: fog, snow"):
+        evaluate_corruptions(model, None, npy_root=tmp_path, corruptions=["frost"], progress=False)
+
+
+# ------------------------------------------------------------------------------------------------- report
+
+
+def _report(severities=(1, 2, 3, 4, 5)):
+    errs = {"fog": [0.2, 0.3, 0.4, 0.5, 0.6], "snow": [0.1, 0.1, 0.2, 0.2, 0.3], "saturate": [0.9] * 5}
+    sel = [s - 1 for s in severities]
+    return CorruptionReport(
+        clean_error=0.05, errors={k: [v[i] for i in sel] for k, v in errs.items()}, severities=severities,
+        num_images=100, metadata={"preset": "cifar"},
+    )  # fmt: skip
+
+
+def test_report_metrics_by_hand():
+    r = _report()
+    fog, snow = ALEXNET_ERRORS["fog"], ALEXNET_ERRORS["snow"]
+    # mCE over the benchmark corruptions present (fog, snow); saturate is an extra corruption.
+    assert r.benchmark_corruptions() == ["snow", "fog"]
+    assert r.mce() == pytest.approx((2.0 / sum(fog) + 0.9 / sum(snow)) / 2)
+    rel = ((2.0 - 0.25) / (sum(fog) - 5 * ALEXNET_CLEAN_ERROR) + (0.9 - 0.25) / (sum(snow) - 5 * ALEXNET_CLEAN_ERROR)) / 2
+    assert r.relative_mce() == pytest.approx(rel)
+    assert r.mce(corruptions=["saturate"]) == pytest.approx(4.5 / sum(ALEXNET_ERRORS["saturate"]))
+    assert r.mean_corruption_accuracy() == pytest.approx(1 - (0.4 + 0.18 + 0.9) / 3)
+    # A severity subset is compared with the same AlexNet severities.
+    sub = _report(severities=(2, 5))
+    assert sub.mce(corruptions=["fog"]) == pytest.approx((0.3 + 0.6) / (fog[1] + fog[4]))
+    custom = {"fog": [1.0] * 5, "snow": [0.5] * 5}
+    assert r.mce(custom) == pytest.approx((2.0 / 5 + 0.9 / 2.5) / 2)
+    with pytest.raises(AugrobustValueError, match="clean error"):
+        CorruptionReport(clean_error=None, errors={"fog": [0.5] * 5}).relative_mce()
+    with pytest.raises(AugrobustValueError, match="severities"):
+        CorruptionReport(clean_error=None, errors={"fog": [0.5] * 4})
+
+
+def test_report_json_round_trip_is_atomic(tmp_path):
+    r = _report()
+    path = r.save_json(tmp_path / "sub" / "report.json")
+    assert sorted(p.name for p in path.parent.iterdir()) == ["report.json"]  # no temporary file left behind
+    data = json.loads(path.read_text())
+    assert data["errors"] == r.errors and data["clean_error"] == 0.05 and data["severities"] == [1, 2, 3, 4, 5]
+    assert data["summary"]["mce"] == pytest.approx(r.mce())
+    assert data["summary"]["relative_mce"] == pytest.approx(r.relative_mce())
+    assert CorruptionReport.load_json(path) == r
+
+
+def test_report_markdown_table():
+    md = _report().to_markdown()
+    assert "| corruption | s1 | s2 | s3 | s4 | s5 | mean | CE |" in md
+    assert "| fog | 20.00 | 30.00 | 40.00 | 50.00 | 60.00 | 40.00 |" in md
+    assert "clean error: 5.00 %" in md and "mCE" in md
+
+
+def test_report_heatmap_png_shades_cells_by_error(tmp_path):
+    path = _report().save_heatmap(tmp_path / "heatmap.png")
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    assert w > 300 and h > 4 * 24  # a clean row and 3 corruption rows of 5 columns
+    px = np.asarray(img).astype(int)
+    # Cell centres: left 150, top 46, 60 x 24 cells; rows: clean, fog, snow, saturate. Sample a cell corner
+    # (away from the printed number): darker = higher error.
+    def cell(row, col):
+        return px[46 + row * 24 + 3, 150 + col * 60 + 3].sum()
+
+    assert cell(3, 0) < cell(1, 4) < cell(1, 0) < cell(2, 0) <= 3 * 255
+
+
+def test_progress_prints_only_on_a_terminal():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = _Progress(2, "eval", True, stream=stream)
+        bar.update(1)
+        bar.update(1)
+        bar.close()
+    assert "eval: 2/2 (100%)" in tty.getvalue() and pipe.getvalue() == ""
+    off = Tty()
+    bar = _Progress(2, "eval", False, stream=off)
+    bar.update(2)
+    bar.close()
+    assert off.getvalue() == ""
+
+
+# -------------------------------------------------------------------------------------------------- the CLI
+
+
+class TinyNet(torch.nn.Module):
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def fake_trainer(monkeypatch):
+    """Stand in for augrobust.train.build_model so the CLI is tested independently of the trainer."""
+    module = types.ModuleType("augrobust.train")
+    module.build_model = lambda arch, num_classes: TinyNet(num_classes)
+    monkeypatch.setitem(sys.modules, "augrobust.train", module)
+    return module
+
+
+def _run_cli(argv):
+    from augrobust import eval_cli
+
+    parser = argparse.ArgumentParser(prog="augrobust")
+    eval_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_eval_command_writes_report_files(tmp_path, fake_trainer, two_corruptions, capsys):
+    torch.manual_seed(0)
+    net = TinyNet(10)
+    ckpt = tmp_path / "ckpt.pt"
+    # DDP-wrapped state dicts carry a "module." prefix; the loader strips it.
+    torch.save({"model": {f"module.{k}": v for k, v in net.state_dict().items()},
+                "config": {"arch": "tiny", "num_classes": 10}, "epoch": 3}, ckpt)  # fmt: skip
+    out = tmp_path / "out"
+    code = _run_cli([
+        "eval", "--checkpoint", str(ckpt), "--data", "synthetic", "--num-images", "6", "--corruptions",
+        ",".join(two_corruptions), "--severities", "1,3", "--out", str(out), "--batch-size", "4", "--no-progress",
+    ])  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["heatmap.png", "report.json", "report.md"]
+    data = json.loads((out / "report.json").read_text())
+    assert list(data["errors"]) == two_corruptions and data["severities"] == [1, 3] and data["num_images"] == 6
+    assert data["metadata"]["preset"] == "cifar"  # auto: 32-px images use CIFAR-10-C's table
+    expected = evaluate_corruptions(
+        net, SyntheticShapes(6, train=False), corruptions=two_corruptions, severities=(1, 3), batch_size=4,
+        preset="cifar", progress=False,
+    )  # fmt: skip
+    assert data["errors"] == expected.errors and data["clean_error"] == expected.clean_error
+    assert "| corruption |" in capsys.readouterr().out
+    Image.open(out / "heatmap.png").verify()
+
+
+def test_eval_command_with_npy_root_and_bad_checkpoints(tmp_path, fake_trainer):
+    ds = SyntheticShapes(5, train=False)
+    npy = tmp_path / "c10c"
+    npy.mkdir()
+    _write_npy_root(npy, ds, ["fog"])
+    torch.save({"model": TinyNet(10).state_dict(), "config": {"arch": "tiny", "num_classes": 10}}, tmp_path / "c.pt")
+    out = tmp_path / "out"
+    assert _run_cli(["eval", "--checkpoint", str(tmp_path / "c.pt"), "--num-images", "5", "--npy-root", str(npy),
+                     "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert list(json.loads((out / "report.json").read_text())["errors"]) == ["fog"]
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        _run_cli(["eval", "--checkpoint", str(tmp_path / "missing.pt")])
+    torch.save({"weights": 1}, tmp_path / "bad.pt")
+    with pytest.raises(AugrobustValueError, match="not an augrobust checkpoint"):
+        _run_cli(["eval", "--checkpoint", str(tmp_path / "bad.pt")])
+    with pytest.raises(AugrobustValueError, match="unknown --data"):
+        _run_cli(["eval", "--checkpoint", str(tmp_path / "c.pt"), "--data", "mnist:/x"])
+
+
+def test_eval_is_registered_in_the_augrobust_command():
+    from augrobust import cli
+
+    assert "augrobust.eval_cli" in cli._COMMAND_MODULES
+
+
+@pytest.mark.slow
+def test_eval_with_the_real_trainer_model_factory(tmp_path):
+    train = pytest.importorskip("augrobust.train")
+    if not hasattr(train, "build_model"):
+        pytest.skip("augrobust.train has no build_model yet")
+    model = train.build_model("resnet18_cifar", 10)
+    torch.save({"model": model.state_dict(), "config": {"arch": "resnet18_cifar", "num_classes": 10}}, tmp_path / "r.pt")
+    out = tmp_path / "out"
+    assert _run_cli(["eval", "--checkpoint", str(tmp_path / "r.pt"), "--num-images", "4", "--corruptions",
+                     "gaussian_noise", "--severities", "5", "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert json.loads((out / "report.json").read_text())["num_images"] == 4
