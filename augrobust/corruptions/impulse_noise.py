@@ -66,9 +66,11 @@ def impulse_noise(
         >>> impulse_noise(x, torch.tensor([1]), p, preset="imagenet", reference="imagecorruptions").flatten().tolist()
         [1.0, 0.0, 0.5]
     """
-    # Compare in float64 like scikit-image's float64 draws (exact for replayed float64 uniforms).
-    amount = severity_table(TABLES, preset, severity, dtype=torch.float64).view(-1, 1, 1, 1)
-    flipped = params["flip_uniform"] <= amount
+    # Compare in the uniforms' dtype: float64 for a replayed scikit-image draw (exact), float32 for the
+    # sampler's own draws (the amount then rounds to float32, a change of at most 1e-9 in probability).
+    flip_uniform = params["flip_uniform"]
+    amount = severity_table(TABLES, preset, severity, dtype=flip_uniform.dtype).view(-1, 1, 1, 1)
+    flipped = flip_uniform <= amount
     salt = (params["salt_uniform"] <= SALT_VS_PEPPER).to(x.dtype)
     return torch.where(flipped, salt, x)
 

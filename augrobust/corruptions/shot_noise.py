@@ -75,7 +75,7 @@ def _lattice_cdf_table(lam_max: float, device: torch.device) -> tuple[torch.Tens
     col = kmin[:, None] + torch.arange(width, dtype=torch.float64)
     cdf = cdf_full.gather(1, col.clamp(max=float(k[-1])).long())
     cdf[col >= kmax[:, None]] = 1.0
-    return cdf.reshape(-1).to(device), kmin.to(device), levels
+    return cdf.reshape(-1).to(device), kmin.long().to(device), levels
 
 
 def _poisson_quantile_chunk(
@@ -86,22 +86,27 @@ def _poisson_quantile_chunk(
     row = torch.floor(lam * (1.0 / LATTICE_STEP)).clamp_(0, rows - 1)
     delta = (lam - row * LATTICE_STEP).clamp_(min=0.0)
     row = row.long()
-    # Poisson(lam_g): count the table entries <= u (branch-free binary search, one gather per level).
+    # Poisson(lam_g): count the table entries <= u (branch-free binary search, one gather per level);
+    # ``pos`` is the flat index of the row start plus the count so far.
     base = row * (1 << levels)
-    count = torch.zeros_like(base)
+    pos = base.clone()
     for level in reversed(range(levels)):
         step = 1 << level
-        probe = cdf.index_select(0, base + count + (step - 1))
-        count += (probe <= u_lattice).long() << level
-    k = kmin.index_select(0, row) + count
-    # Poisson(delta): chop-down summation of its CDF against the second uniform.
-    pmf = torch.exp(-delta)
-    cdf_delta = pmf.clone()
-    k += cdf_delta <= u_residual
+        probe = cdf.index_select(0, pos + (step - 1))
+        pos.add_(probe <= u_lattice, alpha=step)
+    k = pos.sub_(base).add_(kmin.index_select(0, row))
+    # Poisson(delta): chop-down summation, scaled by e^delta: N = #{j : sum_{i<=j} delta^i / i! <= u e^delta}.
+    threshold = u_residual * torch.exp(delta)
+    partial = torch.ones_like(delta)
+    power = delta.clone()
+    k += partial <= threshold
+    factorial = 1.0
     for j in range(1, _RESIDUAL_TERMS + 1):
-        pmf.mul_(delta).mul_(1.0 / j)
-        cdf_delta.add_(pmf)
-        k += cdf_delta <= u_residual
+        factorial *= j
+        partial.add_(power, alpha=1.0 / factorial)
+        k += partial <= threshold
+        if j < _RESIDUAL_TERMS:
+            power.mul_(delta)
     return k.to(torch.float64)
 
 
