@@ -39,7 +39,10 @@ def load_checkpoint_model(path: str | os.PathLike[str], device: str | torch.devi
         from augrobust.data import DatasetFileNotFoundError
 
         raise DatasetFileNotFoundError(f"checkpoint not found: {str(p)!r}.")
-    ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, corrupt, or holding more than tensors and plain types
+        raise AugrobustValueError(f"cannot load checkpoint {str(p)!r} with weights_only=True: {e}") from e
     if not isinstance(ckpt, dict) or "model" not in ckpt or not isinstance(ckpt.get("config"), dict):
         raise AugrobustValueError(
             f"{str(p)!r} is not an augrobust checkpoint: expected a dict with 'model' (a state_dict) and "
@@ -113,7 +116,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-images", type=int, default=None, help="evaluate the first N images only")
     p.add_argument("--image-size", type=int, default=None, help="synthetic image side / folder resize")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws")
     p.add_argument(
         "--preset", default="auto",
         help="severity table: imagenet | tinyimagenet | cifar | inception | auto (cifar for 32-px images, "
@@ -136,7 +139,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     model, config = load_checkpoint_model(args.checkpoint, args.device)
     image_size = args.image_size or config.get("image_size")
-    dataset = build_dataset(args.data, num_images=args.num_images, seed=args.seed, image_size=image_size)
+    # The synthetic test split of the training run: its seed is the trainer's (any seed's test split is
+    # disjoint from every training split); --seed seeds the corruptions.
+    data_seed = int(config.get("seed", 0) or 0)
+    dataset = build_dataset(args.data, num_images=args.num_images, seed=data_seed, image_size=image_size)
     preset = _auto_preset(dataset) if args.preset == "auto" else args.preset
     report = evaluate_corruptions(
         model, dataset, corruptions=args.corruptions, severities=tuple(args.severities),
