@@ -121,7 +121,7 @@ def plasma_fractal(uniforms: torch.Tensor, decay: torch.Tensor, mapsize: int) ->
     while step >= 2:
         half = step // 2
         n = mapsize // step
-        w = wib[:, level].view(b, 1, 1)
+        w = wib[:, level].view(b, 1, 1, 1)
         draws = uniforms[:, pos : pos + 3 * n * n].view(b, 3, n, n)
         pos += 3 * n * n
         # U(-w, w) as NumPy computes it: low + (high - low) * u.

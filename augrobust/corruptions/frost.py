@@ -207,15 +207,20 @@ def _resize_matrix(n_in: int, n_out: int, inv_scale: float, cubic: bool) -> torc
     return mat
 
 
-def _resize_texture(tex: torch.Tensor, out_hw: tuple[int, int], inv_scale: tuple[float, float], cubic: bool):
+def _resize_texture(
+    tex: torch.Tensor, out_hw: tuple[int, int], inv_scale: tuple[float, float], cubic: bool, fx: float | None = None
+) -> torch.Tensor:
     """Resize a uint8 ``(H, W, 3)`` texture as ``cv2.resize`` does (OpenCV itself when installed)."""
     try:
         import cv2
     except ImportError:
         cv2 = None
     if cv2 is not None:
-        arr = tex.numpy()
-        out = cv2.resize(arr, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR)
+        arr, mode = tex.numpy(), cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+        if fx is not None:  # the original scripts pass fx = fy, which also sets the coordinate scale
+            out = cv2.resize(arr, (0, 0), fx=fx, fy=fx, interpolation=mode)
+        else:
+            out = cv2.resize(arr, (out_hw[1], out_hw[0]), interpolation=mode)
         return torch.from_numpy(out.copy())
     ry = _resize_matrix(tex.shape[0], out_hw[0], inv_scale[0], cubic)
     rx = _resize_matrix(tex.shape[1], out_hw[1], inv_scale[1], cubic)
@@ -239,7 +244,7 @@ def _scaled_textures(h: int, w: int, preset: str, reference: str) -> list[torch.
             else:
                 # cv2.resize(dsize=(0, 0), fx=fy=f): size rounded to nearest, coordinates scaled by 1/f
                 oh, ow = round(th * fx), round(tw * fx)
-                scaled.append(_resize_texture(tex, (oh, ow), (1 / fx, 1 / fx), cubic=False))
+                scaled.append(_resize_texture(tex, (oh, ow), (1 / fx, 1 / fx), cubic=False, fx=fx))
     return scaled
 
 
