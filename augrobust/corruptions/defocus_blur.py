@@ -105,12 +105,17 @@ def _fft_size(n: int) -> int:
     return best
 
 
-def filter2d_reflect101(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def filter2d_reflect101(
+    x: torch.Tensor, kernel: torch.Tensor, index: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-sample 2-D correlation like ``cv2.filter2D(..., borderType=BORDER_REFLECT_101)``, by FFT.
 
     Args:
         x: ``(B, C, H, W)`` float tensor; every channel is filtered with its sample's kernel.
-        kernel: ``(B, K, K)`` kernels with odd ``K`` (anchor at the centre).
+        kernel: ``(B, K, K)`` kernels with odd ``K`` (anchor at the centre), or, with ``index``, a
+            table ``(S, K, K)`` of which sample ``b`` uses row ``index[b]`` (the FFT of the table is
+            taken once instead of once per sample).
+        index: optional ``(B,)`` long tensor of table rows.
 
     Returns:
         ``(B, C, H, W)`` tensor, same dtype as ``x``.
@@ -131,7 +136,10 @@ def filter2d_reflect101(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     # Circular convolution with the flipped kernel equals the correlation on the valid region, which
     # no wrap-around reaches because the FFT size covers the padded image.
     spectrum = torch.fft.rfft2(padded, s=(fh, fw))
-    kspec = torch.fft.rfft2(kernel.to(x.dtype).flip(-1, -2), s=(fh, fw)).unsqueeze(1)
+    kspec = torch.fft.rfft2(kernel.to(x.dtype).flip(-1, -2), s=(fh, fw))
+    if index is not None:
+        kspec = kspec[index]
+    kspec = kspec.unsqueeze(1)
     out = torch.fft.irfft2(spectrum * kspec, s=(fh, fw))
     return out[..., size - 1 : size - 1 + h, size - 1 : size - 1 + w]
 
@@ -158,7 +166,7 @@ def defocus_blur(
         torch.Size([2, 3, 32, 32])
     """
     table = _KERNELS.get(preset, _KERNELS["imagenet"]).to(device=x.device, dtype=x.dtype)
-    return filter2d_reflect101(x, table[severity - 1]).clamp_(0.0, 1.0)
+    return filter2d_reflect101(x, table, severity - 1).clamp_(0.0, 1.0)
 
 
 SPEC = register(CorruptionSpec(name="defocus_blur", apply=defocus_blur, per_channel=True))
