@@ -49,7 +49,7 @@ def pillow_box_weights(in_size: int, out_size: int) -> tuple[list[list[int]], li
 
     Example:
         >>> pillow_box_weights(3, 2)
-        ([[0, 1], [1, 2]], [2097152, 2097152])
+        ([[0, 1], [2]], [2097152, 4194304])
     """
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
