@@ -116,37 +116,47 @@ def glass_shuffle_index(offsets: torch.Tensor, delta: torch.Tensor, iterations: 
     device = offsets.device
     hw = height * width
     n = b * hw
-    rows = torch.arange(height, device=device).view(1, height, 1)
-    cols = torch.arange(width, device=device).view(1, 1, width)
-    d = delta.to(device).view(b, 1, 1)
-    region = (rows >= d + 1) & (rows <= height - d) & (cols >= d + 1) & (cols <= width - d)  # (B, H, W)
+    o = _FIELD_ORIGIN
+    ih, iw = max(height - o, 0), max(width - o, 0)  # the field's grid: rows/cols o .. n-1
+    # Small-integer grids for the masks; int64 only for the pointers themselves.
+    rows = torch.arange(o, height, device=device, dtype=torch.int16).view(1, ih, 1)
+    cols = torch.arange(o, width, device=device, dtype=torch.int16).view(1, 1, iw)
+    d = delta.to(device=device, dtype=torch.int16).view(b, 1, 1)
+    region = (rows >= d + 1) & (rows <= height - d) & (cols >= d + 1) & (cols <= width - d)  # (B, ih, iw)
     flat = torch.arange(n, device=device).view(b, height, width)
     identity_final = flat.reshape(-1) + n  # values >= n mean "read pixel (value - n) from before"
+    interior_final = flat[:, o:, o:] + n
     rounds = max(1, math.ceil(math.log2(max(2, hw))))  # chains have < H*W steps: doubling resolves them
     # `cur` holds the pending map J (first half) and the fixed terminal pointers (second half).
     cur = torch.cat([identity_final, identity_final])
     nxt = cur.clone()
     composite: torch.Tensor | None = None
     for it in range(t):  # at most the table's largest count; samples with fewer passes get identity
-        field = torch.zeros(b, height, width, 2, dtype=torch.long, device=device)
-        field[:, _FIELD_ORIGIN : height, _FIELD_ORIGIN : width] = offsets[:, it].long()
-        dx, dy = field[..., 0], field[..., 1]
+        dx = offsets[:, it, ..., 0].to(torch.int16)
+        dy = offsets[:, it, ..., 1].to(torch.int16)
         active = region & (iterations.to(device).view(b, 1, 1) > it)
         qh, qw = rows + dy, cols + dx
-        source = flat + dy * width + dx
-        in_region = (qh <= height - d) & (qw >= d + 1) & (qw <= width - d)  # qh >= d+1 when later
-        pending = active & in_region & ((dy > 0) | ((dy == 0) & (dx > 0)))
-        jump = torch.where(pending, source, torch.where(active, source + n, flat + n)).reshape(-1)
-        cur[:n] = jump
+        # The source was already rewritten iff it is later in raster order and inside the region
+        # (qh >= d+1 holds whenever it is later).
+        later = (dy > 0) | ((dy == 0) & (dx > 0))
+        pending = active & later & (qh <= height - d) & (qw >= d + 1) & (qw <= width - d)
+        step_rel = torch.where(active, dy.to(torch.int32) * width + dx, 0)
+        jump = cur[:n].view(b, height, width)
+        jump.copy_(flat.view(b, height, width) + n)
+        jump[:, o:, o:] = interior_final + step_rel - pending.to(torch.int64) * n
         for r in range(rounds):
             torch.gather(cur, 0, cur[:n], out=nxt[:n])  # J <- J o J (terminal half maps to itself)
             cur, nxt = nxt, cur
             # On CPU a flag read is free: stop once every chain is resolved (same result).
-            if device.type == "cpu" and r % 2 == 1 and not bool((cur[:n] < n).any()):
+            if device.type == "cpu" and r >= 1 and not bool((cur[:n] < n).any()):
                 break
         step = cur[:n] - n
         composite = step if composite is None else composite.gather(0, step)
     return identity_final - n if composite is None else composite
+
+
+# Images per chunk of the shuffle (~1M pointers): the pointer arrays stay in cache; fixed by the shape.
+_SHUFFLE_CHUNK_PIXELS = 1 << 19
 
 
 def glass_shuffle(
@@ -165,9 +175,14 @@ def glass_shuffle(
         [10, 11, 6, 13, 14]
     """
     b, c, h, w = x.shape
-    index = glass_shuffle_index(offsets, delta, iterations, h, w)
-    channels_first = x.transpose(0, 1).reshape(c, b * h * w)
-    return channels_first.index_select(1, index).view(c, b, h, w).transpose(0, 1).contiguous()
+    chunk = max(1, _SHUFFLE_CHUNK_PIXELS // max(1, h * w))
+    parts = []
+    for start in range(0, b, chunk):  # fixed by the shape: no sync
+        stop = min(b, start + chunk)
+        index = glass_shuffle_index(offsets[start:stop], delta[start:stop], iterations[start:stop], h, w)
+        channels_first = x[start:stop].transpose(0, 1).reshape(c, (stop - start) * h * w)
+        parts.append(channels_first.index_select(1, index).view(c, stop - start, h, w).transpose(0, 1))
+    return torch.cat(parts).contiguous()
 
 
 def glass_blur(
