@@ -49,8 +49,9 @@ TABLES: dict[str, tuple[tuple[float, int, int], ...]] = {
 
 # The offset field covers the loop region of d = 1 (rows and columns 2 .. n-1), the largest one.
 _FIELD_ORIGIN = 2
-# lcm(2, 4, 6, 8, 10): `randint(0, 2520) % (2d)` is exactly uniform for every d in the tables.
-_UNIFORM_SPAN = 2520
+# lcm(2, 4, 6, 8, 10) = 120: `randint(0, 120) % (2d)` is exactly uniform for every d in the tables
+# (d <= 5), and fits int8.
+_UNIFORM_SPAN = 120
 
 
 def _rows(preset: str) -> tuple[tuple[float, int, int], ...]:
@@ -88,10 +89,10 @@ def sample_glass_offsets(
     """
     b, _, h, w = shape
     iterations = max(row[2] for row in _rows(preset))
-    d = _table_column(preset, 1, severity.to(device)).to(torch.int16).view(b, 1, 1, 1, 1)
+    d = _table_column(preset, 1, severity.to(device)).to(torch.int8).view(b, 1, 1, 1, 1)
     size = (b, iterations, max(h - 2, 0), max(w - 2, 0), 2)
-    draws = torch.randint(0, _UNIFORM_SPAN, size, generator=generator, device=device, dtype=torch.int16)
-    return {"offsets": (draws % (2 * d) - d).to(torch.int8)}
+    draws = torch.randint(0, _UNIFORM_SPAN, size, generator=generator, device=device, dtype=torch.int8)
+    return {"offsets": draws.remainder_(2 * d).sub_(d)}
 
 
 def glass_shuffle_index(offsets: torch.Tensor, delta: torch.Tensor, iterations: torch.Tensor, height: int, width: int) -> torch.Tensor:
