@@ -334,7 +334,10 @@ def frost(
     weights = severity_table(TABLES, preset, severity, dtype=x.dtype)
     w_img = weights[:, 0].view(b, 1, 1, 1)
     w_frost = weights[:, 1].view(b, 1, 1, 1)
-    # the reference blends on the [0, 255] scale; x * 255 recovers the uint8 value exactly
+    if x.dtype != torch.float64:
+        # float32 and below: blend on the [0, 1] scale in fewer passes (within 1 grey level)
+        return torch.addcmul(w_img * x, crop, w_frost / 255).clamp_(0.0, 1.0)
+    # float64: the reference blends on the [0, 255] scale; x * 255 recovers the uint8 value exactly
     blended = (w_img * (x * 255) + w_frost * crop).clamp_(0.0, 255.0)
     return unit_from_255(blended)
 
