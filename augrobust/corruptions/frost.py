@@ -25,6 +25,7 @@ Params: ``texture`` (index 0..4), ``top`` and ``left`` (crop corner), all ``(B,)
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import os
@@ -81,6 +82,7 @@ def set_frost_dir(path: str | os.PathLike[str] | None) -> None:
     _user_dir = None if path is None else Path(path)
 
 
+@functools.lru_cache(maxsize=1)  # the installed distribution does not move while we run
 def _installed_frost_dir() -> Path | None:
     try:
         spec = importlib.util.find_spec("imagecorruptions")  # finds the package without importing it
