@@ -217,3 +217,26 @@ def test_errors():
     with pytest.raises(AugrobustTypeError, match="ConvTranspose2d"):
         DAMP(0.1, 2).forward(nn.ConvTranspose2d(3, 3, 2), torch.rand(2, 3, 4, 4))
     assert issubclass(AugrobustTypeError, AugrobustError)
+
+
+def test_batchnorm_gradients_match_autograd_composition():
+    """The fused BN function equals the plain composition: whole-batch normalise, then sub-batch affine."""
+    torch.manual_seed(6)
+    sigma, m = 0.3, 4
+    bn = nn.BatchNorm2d(5).double()
+    nn.init.normal_(bn.weight, 1.0, 0.3)
+    nn.init.normal_(bn.bias, 0.0, 0.3)
+    x = torch.randn(8, 5, 3, 3, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(8, 5, 3, 3, dtype=torch.float64)
+    damp = DAMP(sigma=sigma, num_subbatches=m)
+    noise = damp.sample_noise(bn)
+    (damp.forward(bn, x, noise) * upstream).sum().backward()
+    got = (x.grad.clone(), bn.weight.grad.clone(), bn.bias.grad.clone())
+
+    x.grad, gamma, beta = None, bn.weight.detach().clone().requires_grad_(), bn.bias.detach().clone().requires_grad_()
+    x_hat = F.batch_norm(x, None, None, None, None, True, 0.0, bn.eps)
+    perturbed = gamma + gamma.detach() * sigma * noise["weight"]  # value gamma * xi, identity derivative
+    y = x_hat.view(m, 2, 5, 3, 3) * perturbed.view(m, 1, 5, 1, 1) + beta.view(5, 1, 1)
+    (y.view(8, 5, 3, 3) * upstream).sum().backward()
+    for a, b in zip(got, (x.grad, gamma.grad, beta.grad)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
