@@ -1,13 +1,27 @@
 """augrobust: GPU-native, kornia-style augmentations for corruption robustness.
 
-Transforms (kornia form here, torchvision v2 form in :mod:`augrobust.v2`), functional kernels in
-:mod:`augrobust.functional`, the 19 ImageNet-C corruptions in :mod:`augrobust.corruptions`.
+* Transforms in kornia form (``augrobust.GaussianNoise``, ``augrobust.Corruption``, ...) and in
+  torchvision v2 form (``augrobust.v2.GaussianNoise``, ...).
+* Functional kernels in :mod:`augrobust.functional`, split into samplers and deterministic kernels.
+* The 19 ImageNet-C corruptions, faithful to the reference code, batched on any device:
+  :func:`augrobust.corrupt`, :mod:`augrobust.corruptions`, and a drop-in for ``imagecorruptions`` in
+  :mod:`augrobust.compat`.
+
+Example:
+    >>> import torch, augrobust
+    >>> x = torch.rand(8, 3, 32, 32)
+    >>> augrobust.GaussianNoise(sigma=0.5, p=0.5)(x).shape
+    torch.Size([8, 3, 32, 32])
+    >>> augrobust.corrupt(x, "glass_blur", severity=2).shape
+    torch.Size([8, 3, 32, 32])
 """
 
 from __future__ import annotations
 
+from augrobust import functional, v2
 from augrobust.corruptions import corrupt, get_corruption_names, sample_corruption_params
 from augrobust.errors import AugrobustError, AugrobustTypeError, AugrobustValueError
+from augrobust.transforms import Corruption, GaussianNoise, RandomCorruption, RobustAugmentation, SpeckleNoise
 
 __version__ = "0.1.0"
 
@@ -15,8 +29,15 @@ __all__ = [
     "AugrobustError",
     "AugrobustTypeError",
     "AugrobustValueError",
+    "Corruption",
+    "GaussianNoise",
+    "RandomCorruption",
+    "RobustAugmentation",
+    "SpeckleNoise",
     "__version__",
     "corrupt",
+    "functional",
     "get_corruption_names",
     "sample_corruption_params",
+    "v2",
 ]

@@ -88,7 +88,15 @@ def apply_corruption(
     preset: str,
     reference: str,
 ) -> torch.Tensor:
-    """Run a kernel on a float batch of any supported channel count (1, 3 or 4)."""
+    """Run a kernel on a float batch of any supported channel count (1, 3 or 4).
+
+    Half-precision batches are corrupted in float32 (the reference computes in float64/float32; several
+    building blocks, e.g. the CPU FFT, have no half kernels) and cast back.
+    """
+    if x.shape[0] == 0:  # nothing to corrupt; some building blocks (MKL FFT) reject empty batches
+        return x.clone()
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return apply_corruption(spec, x.float(), severity, params, preset=preset, reference=reference).to(x.dtype)
     c = x.shape[1]
     if c == 3 or (c == 1 and spec.per_channel):
         return spec.apply(x, severity, params, preset=preset, reference=reference)

@@ -1,0 +1,39 @@
+"""Functional kernels: pure functions, batched, device-agnostic (one module per family).
+
+``noise`` (GNT / speckle and L2 calibration), ``filters`` (Gaussian filters matching scikit-image), ``color``
+(scikit-image-exact HSV) and ``jpeg`` (the libjpeg round trip).
+"""
+
+from __future__ import annotations
+
+from augrobust.functional.noise import (
+    GNT_SIGMAS,
+    SPECKLE_SIGMAS,
+    L2Calibration,
+    apply_gaussian_noise,
+    apply_speckle_noise,
+    calibrate_l2,
+    eps_for_sigma,
+    gaussian_noise,
+    gaussian_noise_l2,
+    parse_strength,
+    sample_gaussian_noise,
+    sample_speckle_noise,
+    speckle_noise,
+)
+
+__all__ = [
+    "GNT_SIGMAS",
+    "SPECKLE_SIGMAS",
+    "L2Calibration",
+    "apply_gaussian_noise",
+    "apply_speckle_noise",
+    "calibrate_l2",
+    "eps_for_sigma",
+    "gaussian_noise",
+    "gaussian_noise_l2",
+    "parse_strength",
+    "sample_gaussian_noise",
+    "sample_speckle_noise",
+    "speckle_noise",
+]

@@ -1,0 +1,55 @@
+"""The registry of transforms: what the contract test suite, the demo and the benchmarks iterate over.
+
+Every transform class is registered here with example arguments; adding a transform means adding an
+entry, and the contract suite then tests it like every other one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from augrobust.corruptions import registered_names
+from augrobust.transforms.base import RobustAugmentation
+from augrobust.transforms.corruption import Corruption, RandomCorruption
+from augrobust.transforms.gaussian_noise import GaussianNoise
+from augrobust.transforms.speckle_noise import SpeckleNoise
+
+__all__ = ["TransformEntry", "transform_registry"]
+
+
+@dataclass(frozen=True)
+class TransformEntry:
+    """A transform class with the arguments that show it off (used by tests, demo and benchmarks)."""
+
+    label: str
+    cls: type[RobustAugmentation]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, **overrides: Any) -> RobustAugmentation:
+        return self.cls(**{**self.kwargs, **overrides})
+
+    def v2(self, **overrides: Any) -> Any:
+        from augrobust import v2
+
+        return getattr(v2, self.cls.__name__)(**{**self.kwargs, **overrides})
+
+
+_FIXED: list[Callable[[], TransformEntry]] = [
+    lambda: TransformEntry("GaussianNoise", GaussianNoise, {"sigma": 0.5}),
+    lambda: TransformEntry("GaussianNoise[mult]", GaussianNoise, {"sigma": [0.08, 0.12, 0.18, 0.26, 0.38]}),
+    lambda: TransformEntry("GaussianNoise[eps]", GaussianNoise, {"eps": 10.0}),
+    lambda: TransformEntry("SpeckleNoise", SpeckleNoise, {}),
+    lambda: TransformEntry("RandomCorruption", RandomCorruption, {"names": "all", "severity": (1, 5)}),
+]
+
+
+def transform_registry() -> dict[str, TransformEntry]:
+    """All registered transforms, including one ``Corruption`` entry per available corruption."""
+    entries = [make() for make in _FIXED]
+    entries += [
+        TransformEntry(f"Corruption[{name}]", Corruption, {"name": name, "severity": (1, 5)})
+        for name in registered_names()
+    ]
+    return {e.label: e for e in entries}
