@@ -15,6 +15,7 @@ import json
 import platform
 import statistics
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -46,10 +47,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rounds", type=int, default=5, help="alternating SGD/DAMP measurement rounds")
     p.add_argument("--steps", type=int, default=2, help="steps per measurement")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--timer",
+        choices=("wall", "process"),
+        default="wall",
+        help="'process' (CPU only, use with --threads 1): CPU time of this process, robust to other load",
+    )
     p.add_argument("--json", default=None, help="write the result here")
     args = p.parse_args(argv)
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.timer == "process" and device.type != "cpu":
+        p.error("--timer process measures CPU time; use it only with --device cpu")
+    timer_fn = time.process_time if args.timer == "process" else time.perf_counter
     torch.manual_seed(0)
     gen = torch.Generator(device=device).manual_seed(0)
     x = torch.rand(args.batch_size, 3, args.size, args.size, device=device)
@@ -67,6 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
             stmt="step(); sync()",
             globals={"step": step, "sync": torch.cuda.synchronize if device.type == "cuda" else (lambda: None)},
             num_threads=torch.get_num_threads(),
+            timer=timer_fn,
             label="train step",
             sub_label=name,
         )
@@ -84,6 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "threads": torch.get_num_threads(),
+        "timer": args.timer,
         "torch": torch.__version__,
         "sgd_step_s": sgd,
         "damp_step_s": damp_t,
