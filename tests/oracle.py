@@ -1,40 +1,15 @@
-"""The fidelity oracle: ``imagecorruptions`` 1.1.2, made importable on current stacks.
-
-Shims (test code only, never in the library):
-* NumPy 2 removed ``np.float_``; fog uses it.
-* scikit-image removed ``multichannel=``; ``gaussian`` is called with ``multichannel=True`` in
-  glass_blur and gaussian_blur, which means ``channel_axis=-1``.
-* ``pkg_resources`` (frost textures) comes from ``setuptools<81``, a dev dependency.
-"""
+"""The fidelity oracle: ``imagecorruptions`` 1.1.2, made importable on current stacks by the shims in
+:mod:`augrobust.benchmark.reference` (shared with the speed benchmarks; the library never imports them)."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-import pytest
 
-if not hasattr(np, "float_"):
-    np.float_ = np.float64  # type: ignore[attr-defined]
+from augrobust.benchmark.reference import load_imagecorruptions
 
-import skimage.filters
-
-_gaussian = skimage.filters.gaussian
-
-
-@functools.wraps(_gaussian)
-def _gaussian_compat(*args, multichannel=None, **kwargs):
-    if multichannel is not None and "channel_axis" not in kwargs:
-        kwargs["channel_axis"] = -1 if multichannel else None
-    return _gaussian(*args, **kwargs)
-
-
-skimage.filters.gaussian = _gaussian_compat
-
-imagecorruptions = pytest.importorskip("imagecorruptions")
-from imagecorruptions import corruptions as ic_corruptions  # noqa: E402
-
-ic_corruptions.gaussian = _gaussian_compat  # the module imported the name before the shim
+# A missing oracle is an error, not a skip: it is a dev dependency and the fidelity tests must run.
+imagecorruptions = load_imagecorruptions()
+from imagecorruptions import corruptions as ic_corruptions  # noqa: E402,F401
 
 
 def real_photos() -> dict[str, np.ndarray]:

@@ -1,0 +1,259 @@
+"""The benchmark cases and the timing harness."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils import benchmark as tbench
+
+__all__ = ["BenchCase", "BenchResult", "default_cases", "markdown_table", "metadata", "run_suite"]
+
+SHAPES: tuple[tuple[int, int, int, int], ...] = ((256, 3, 32, 32), (64, 3, 224, 224))
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One row of the table: ``make(x) -> fn`` builds a zero-argument callable over the batch ``x``.
+
+    ``images`` limits how many images of the batch a slow per-image loop processes (the time is reported
+    per image, so a reference loop over 4 images measures the same quantity as one over 64).
+    """
+
+    group: str
+    impl: str  # "augrobust" | "torch floor" | "kornia" | "imagecorruptions"
+    make: Callable[[torch.Tensor], Callable[[], Any]]
+    images: int | None = None
+
+
+@dataclass
+class BenchResult:
+    group: str
+    impl: str
+    shape: tuple[int, ...]
+    device: str
+    images: int
+    median_ms_per_image: float
+    iqr_ms_per_image: float
+    runs: int
+
+    @property
+    def images_per_second(self) -> float:
+        return 1000.0 / self.median_ms_per_image if self.median_ms_per_image > 0 else float("inf")
+
+
+def _photo_batch(shape: Sequence[int], device: str) -> torch.Tensor:
+    """Real structure, not random pixels: the built-in test image at the batch's size, jittered per image."""
+    from augrobust.testimage import test_image
+
+    b, c, h, w = shape
+    base = test_image(size=(h, w)).to(torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    shifts = torch.randint(0, max(1, min(h, w) // 4), (b, 2), generator=gen)
+    batch = torch.stack([torch.roll(base, (int(s[0]), int(s[1])), dims=(1, 2)) for s in shifts])
+    return batch[:, :c].contiguous().to(device)
+
+
+def _corruption_cases(names: Iterable[str], severity: int, reference_images: dict[str, int]) -> list[BenchCase]:
+    import augrobust
+
+    cases = []
+    try:
+        from augrobust.benchmark.reference import load_imagecorruptions
+
+        ic = load_imagecorruptions()
+    except ImportError:
+        ic = None
+    for name in names:
+        cases.append(
+            BenchCase(f"corrupt:{name}", "augrobust", lambda x, n=name: lambda: augrobust.corrupt(x, n, severity))
+        )
+        if ic is not None:
+
+            def make_ref(x: torch.Tensor, n: str = name) -> Callable[[], Any]:
+                images = [
+                    np.ascontiguousarray((img.permute(1, 2, 0).cpu().numpy() * 255).astype(np.uint8)) for img in x
+                ]
+
+                def loop() -> None:
+                    for img in images:
+                        ic.corrupt(img, severity=severity, corruption_name=n)
+
+                return loop
+
+            cases.append(BenchCase(f"corrupt:{name}", "imagecorruptions", make_ref, images=reference_images.get(name)))
+    return cases
+
+
+def default_cases(corruptions: Sequence[str] | None = None, severity: int = 3) -> list[BenchCase]:
+    """GNT rows (sigma and eps mode against the torch floor and kornia) and one row per corruption."""
+    import kornia.augmentation as K
+
+    import augrobust
+    from augrobust.corruptions import registered_names
+    from augrobust.functional import eps_for_sigma
+
+    def gaussian_floor(x: torch.Tensor) -> Callable[[], Any]:
+        return lambda: (x + 0.5 * torch.randn_like(x)).clamp(0, 1)
+
+    def gnt_sigma(x: torch.Tensor) -> Callable[[], Any]:
+        aug = augrobust.GaussianNoise(sigma=0.5)
+        return lambda: aug(x)
+
+    def gnt_eps(x: torch.Tensor) -> Callable[[], Any]:
+        aug = augrobust.GaussianNoise(eps=eps_for_sigma(0.5, x.shape[1:]))
+        return lambda: aug(x)
+
+    def kornia_noise(x: torch.Tensor) -> Callable[[], Any]:
+        aug = K.RandomGaussianNoise(std=0.5, p=1.0)
+        return lambda: aug(x).clamp(0, 1)
+
+    def speckle(x: torch.Tensor) -> Callable[[], Any]:
+        aug = augrobust.SpeckleNoise(sigma=0.35)
+        return lambda: aug(x)
+
+    cases = [
+        BenchCase("GaussianNoise(sigma=0.5)", "torch floor", gaussian_floor),
+        BenchCase("GaussianNoise(sigma=0.5)", "augrobust", gnt_sigma),
+        BenchCase("GaussianNoise(sigma=0.5)", "kornia", kornia_noise),
+        BenchCase("GaussianNoise(eps)", "torch floor", gaussian_floor),
+        BenchCase("GaussianNoise(eps)", "augrobust", gnt_eps),
+        BenchCase("SpeckleNoise(sigma=0.35)", "augrobust", speckle),
+    ]
+    names = list(registered_names() if corruptions is None else corruptions)
+    # Slow references are timed on fewer images (the result is per image either way).
+    slow = {"glass_blur": 2, "zoom_blur": 8, "frost": 16}
+    cases += _corruption_cases(names, severity, slow)
+    return cases
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )  # fmt: skip
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def metadata(device: str) -> dict[str, Any]:
+    """Versions, machine and thread policy: what a reader needs to interpret the numbers."""
+    import kornia
+    import torchvision
+
+    import augrobust
+
+    meta: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "augrobust": augrobust.__version__,
+        "git_commit": _git_commit(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "kornia": kornia.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+    }
+    try:
+        from importlib.metadata import version
+
+        meta["imagecorruptions"] = version("imagecorruptions")
+    except Exception:  # noqa: BLE001 - optional
+        meta["imagecorruptions"] = None
+    if device.startswith("cuda") and torch.cuda.is_available():
+        meta["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return meta
+
+
+def run_suite(
+    cases: Sequence[BenchCase] | None = None,
+    *,
+    shapes: Sequence[Sequence[int]] = SHAPES,
+    device: str = "cpu",
+    min_run_time: float = 1.0,
+    out: str | os.PathLike[str] | None = None,
+    progress: Callable[[BenchResult], None] | None = None,
+) -> dict[str, Any]:
+    """Time every case at every shape; write JSON to ``out`` after each row (finished work is never lost).
+
+    Returns:
+        ``{"metadata": {...}, "results": [BenchResult as dict, ...]}``.
+    """
+    cases = list(default_cases() if cases is None else cases)
+    report: dict[str, Any] = {"metadata": metadata(device), "results": []}
+    for shape in shapes:
+        x = _photo_batch(shape, device)
+        for case in cases:
+            images = min(case.images or x.shape[0], x.shape[0])
+            fn = case.make(x[:images])
+            fn()  # warm-up (caches, lazy initialisation)
+            timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+            m = timer.blocked_autorange(min_run_time=min_run_time)
+            times = torch.tensor(m.times)
+            q1, q3 = torch.quantile(times, torch.tensor([0.25, 0.75], dtype=times.dtype)).tolist()
+            result = BenchResult(
+                group=case.group, impl=case.impl, shape=tuple(int(s) for s in shape), device=device, images=images,
+                median_ms_per_image=m.median * 1000.0 / images, iqr_ms_per_image=(q3 - q1) * 1000.0 / images,
+                runs=len(m.times) * m.number_per_run,
+            )  # fmt: skip
+            report["results"].append({**asdict(result), "images_per_second": result.images_per_second})
+            if progress is not None:
+                progress(result)
+            if out is not None:
+                _write_json_atomic(out, report)
+    return report
+
+
+def _write_json_atomic(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """One table per shape: ms/image per implementation, and augrobust's speed-up over each of the others."""
+    rows: dict[tuple[tuple[int, ...], str], dict[str, float]] = {}
+    for r in report["results"]:
+        rows.setdefault((tuple(r["shape"]), r["group"]), {})[r["impl"]] = r["median_ms_per_image"]
+    impls = ["augrobust", "torch floor", "kornia", "imagecorruptions"]
+    lines: list[str] = []
+    for shape in sorted({k[0] for k in rows}, key=lambda s: s[-1]):
+        lines += [
+            f"\n**{tuple(shape)} float32, ms per image (median)**\n",
+            "| case | " + " | ".join(impls) + " | speed-up vs imagecorruptions | vs torch floor |",
+            "|---|" + "---:|" * (len(impls) + 2),
+        ]
+        for (s, group), by_impl in rows.items():
+            if s != shape:
+                continue
+            cells = [f"{by_impl[i]:.4g}" if i in by_impl else "" for i in impls]
+            ours = by_impl.get("augrobust")
+            ref = by_impl.get("imagecorruptions")
+            floor = by_impl.get("torch floor")
+            vs_ref = f"{ref / ours:.2f}x" if ours and ref else ""
+            vs_floor = f"{ours / floor:.2f}x slower" if ours and floor else ""
+            lines.append(f"| {group} | " + " | ".join(cells) + f" | {vs_ref} | {vs_floor} |")
+    meta = report["metadata"]
+    lines.append(
+        f"\nMeasured {meta['date']} on {meta['machine']} ({meta['cpu_count']} cores, {meta['torch_threads']} torch "
+        f"threads, device {meta['device']}), torch {meta['torch']}, kornia {meta['kornia']}, "
+        f"imagecorruptions {meta.get('imagecorruptions')}, commit {meta.get('git_commit')}."
+    )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,112 @@
+"""``augrobust demo``: every registered transform on one image, as a PNG grid, plus a throughput table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+__all__ = ["add_parser", "load_image", "render_grid"]
+
+
+def load_image(path: str | None, size: int = 224) -> torch.Tensor:
+    """The built-in test image, or the image at ``path`` (centre-cropped and resized to ``size``), uint8 CHW."""
+    from augrobust.errors import AugrobustValueError
+    from augrobust.testimage import test_image
+
+    if path is None:
+        return test_image(size)
+    try:
+        img = Image.open(path).convert("RGB")
+    except (OSError, ValueError) as exc:
+        raise AugrobustValueError(f"cannot read image {path!r}: {exc}. Pass a PNG or JPEG file.") from exc
+    side = min(img.size)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(__import__("numpy").asarray(img).copy()).permute(2, 0, 1)
+
+
+def render_grid(tiles: list[tuple[str, torch.Tensor]], columns: int = 6, label_height: int = 18) -> Image.Image:
+    """Lay out labelled uint8 CHW tiles of equal size in a grid."""
+    h, w = tiles[0][1].shape[-2:]
+    rows = (len(tiles) + columns - 1) // columns
+    canvas = Image.new("RGB", (columns * w, rows * (h + label_height)), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, tile) in enumerate(tiles):
+        x0, y0 = (i % columns) * w, (i // columns) * (h + label_height)
+        canvas.paste(Image.fromarray(tile.permute(1, 2, 0).cpu().numpy()), (x0, y0 + label_height))
+        draw.text((x0 + 3, y0 + 3), label[: max(8, w // 6)], fill=(0, 0, 0))
+    return canvas
+
+
+def _throughput(entries, batch: torch.Tensor, repeats: int = 3) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
+    rows = []
+    for label, aug in entries:
+        aug(batch)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            aug(batch)
+            best = min(best, time.perf_counter() - start)
+        rows.append((label, batch.shape[0] / best))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from augrobust.functional import eps_for_sigma
+    from augrobust.transforms.registry import transform_registry
+
+    image = load_image(args.image, args.size)
+    entries = []
+    for label, entry in transform_registry().items():
+        overrides: dict[str, object] = {"seed": 0}
+        if label.startswith("Corruption["):
+            overrides["severity"] = args.severity
+            label = label[len("Corruption[") : -1]
+        if "eps" in entry.kwargs:  # the budget that matches GNT's sigma 0.5 at this image size
+            overrides["eps"] = round(eps_for_sigma(0.5, image.shape), 1)
+            label = f"GaussianNoise[eps={overrides['eps']}]"
+        entries.append((label, entry.build(**overrides)))
+    tiles = [("original", image)]
+    for label, aug in entries:
+        tiles.append((label, aug(image)))
+    grid = render_grid(tiles, columns=args.columns)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(out)
+    print(f"wrote {out} ({len(tiles) - 1} transforms, severity {args.severity} for corruptions)")
+
+    batch = image.unsqueeze(0).expand(args.batch, -1, -1, -1).float().div(255).contiguous()
+    rows = _throughput(entries, batch)
+    print(f"\nthroughput on {tuple(batch.shape)} float32, {torch.get_num_threads()} threads (best of 3):")
+    print(f"{'transform':<22} {'images/s':>10} {'ms/image':>10}")
+    for label, ips in rows:
+        print(f"{label:<22} {ips:>10.1f} {1000 / ips:>10.3f}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "demo",
+        help="render every transform on the built-in test image (PNG grid) and print a throughput table",
+        description="Render every registered transform on the built-in test image (or --image) into a PNG grid, "
+        "then print images/s for each on a batch.",
+    )
+    p.add_argument("--image", default=None, help="an image file to use instead of the built-in test image")
+    p.add_argument("--out", default="demo.png", help="output PNG (default demo.png)")
+    p.add_argument("--size", type=int, default=224, help="tile size in pixels (default 224)")
+    p.add_argument("--severity", type=int, default=3, choices=range(1, 6), help="corruption severity (default 3)")
+    p.add_argument("--columns", type=int, default=6, help="grid columns")
+    p.add_argument("--batch", type=int, default=16, help="batch size for the throughput table (default 16)")
+    p.set_defaults(func=run)
+    return p
+
+
+if __name__ == "__main__":
+    from augrobust.cli import main
+
+    sys.exit(main(["demo", *sys.argv[1:]]))
