@@ -16,6 +16,7 @@ __all__ = ["main"]
 # One line per subcommand module.
 _COMMAND_MODULES: tuple[str, ...] = (
     "augrobust.demo",
+    "augrobust.preview",
     "augrobust.benchmark.cli",
     "augrobust.train.cli",
     "augrobust.eval_cli",
