@@ -7,8 +7,13 @@ Specification:
   ``imagecorruptions.corrupt`` bit for bit, on real photographs (224x224, 32x32, 96x160) and random pixels,
   at all five severities. The float32 path (and the uint8 entry point, which computes in float32) stays
   within 1 grey level: float32 rounding may move a value across a floor boundary.
-* shot_noise's own sampler is an exact inverse-CDF Poisson sampler: its pmf passes a chi-square test
-  against ``scipy.stats.poisson`` for rates from 0 to 500.
+* shot_noise's own sampler maps one float64 uniform per element to a Poisson count with alias tables:
+  the tables reproduce ``scipy.stats.poisson.pmf`` to 1e-13 for every preset, severity and level; the
+  drawn counts pass chi-square tests against scipy on the fast (uint8-valued) path, the general path
+  (any float level) and ``poisson_from_uniform`` for rates from 0 to 500; the two kernel paths give the
+  same output on uint8-valued images.
+* impulse_noise's own sampler decides flip and salt-vs-pepper from one uniform per element; the
+  outcome frequencies pass a chi-square test against (a/2 salt, a/2 pepper, 1 - a kept).
 * Samplers: shapes independent of severity, moments, supports, generator reproducibility; a mixed-severity
   batch equals per-sample calls; every preset's table gives in-range output of the right shape.
 """
@@ -159,44 +164,125 @@ def test_oracle_impulse_draw_order_is_flip_then_salt() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+def _chi_square_pvalue(observed: np.ndarray, pmf: np.ndarray, min_expected: float = 20.0) -> float:
+    """Chi-square p-value of counts per outcome against a pmf over the same outcomes.
+
+    Outcomes with fewer than ``min_expected`` expected draws are pooled into one bin.
+    """
+    n = observed.sum()
+    expected = pmf / pmf.sum() * n
+    big = expected >= min_expected
+    obs = np.append(observed[big], observed[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    keep = exp > 0
+    assert obs[~keep].sum() == 0, "draws where the pmf is zero"
+    if keep.sum() < 2:
+        return 1.0
+    return scipy.stats.chisquare(obs[keep], exp[keep] * obs[keep].sum() / exp[keep].sum()).pvalue
+
+
+def _poisson_pmf_clipped(rate: float, top: int) -> np.ndarray:
+    """pmf of ``min(Poisson(rate), top)`` over 0..top."""
+    pmf = scipy.stats.poisson.pmf(np.arange(top + 1), rate)
+    pmf[top] = scipy.stats.poisson.sf(top - 1, rate)
+    return pmf
+
+
 @pytest.mark.parametrize("rate", [0.0, 1e-3, 0.3, 1.0, 2.7, 13.0, 59.9, 149.93, 500.0])
-def test_poisson_quantile_pmf_matches_scipy(rate: float) -> None:
+def test_poisson_from_uniform_pmf_matches_scipy(rate: float) -> None:
     n = 200_000
     g = torch.Generator().manual_seed(int(rate * 1000) + 7)
-    u = torch.rand(2, n, dtype=torch.float64, generator=g)
-    k = shot_mod.poisson_quantile(torch.full((n,), rate, dtype=torch.float64), u[0], u[1]).numpy()
+    u = torch.rand(n, dtype=torch.float64, generator=g)
+    k = shot_mod.poisson_from_uniform(torch.full((n,), rate, dtype=torch.float64), u).numpy()
     assert np.array_equal(k, np.round(k)) and k.min() >= 0
-    values, observed = np.unique(k.astype(np.int64), return_counts=True)
     if rate == 0.0:
-        assert values.tolist() == [0]
+        assert k.max() == 0
         return
-    # Chi-square over bins with >= 20 expected draws, plus one bin for the rest of the support.
-    support = np.arange(int(rate + 12 * np.sqrt(rate) + 30))
-    expected = scipy.stats.poisson.pmf(support, rate) * n
-    counts = np.zeros_like(expected)
-    counts[values[values < support.size]] = observed[values < support.size]
-    big = expected >= 20
-    obs = np.append(counts[big], n - counts[big].sum())
-    exp = np.append(expected[big], n - expected[big].sum())
-    keep = exp > 0
-    stat, p = scipy.stats.chisquare(obs[keep], exp[keep] * obs[keep].sum() / exp[keep].sum())
-    assert p > 1e-3, (rate, stat, p)
+    top = int(rate + 12 * np.sqrt(rate) + 30)
+    observed = np.bincount(np.minimum(k.astype(np.int64), top), minlength=top + 1)
+    assert _chi_square_pvalue(observed, _poisson_pmf_clipped(rate, top)) > 1e-3
     # Moments, a second check that does not depend on binning.
     assert abs(k.mean() - rate) < 5 * np.sqrt(rate / n) + 1e-9
     # Var of the sample variance of Poisson(r) is (mu4 - r^2) / n = (r + 2 r^2) / n.
     assert abs(k.var() - rate) < 6 * np.sqrt((rate + 2 * rate**2) / n)
 
 
-def test_poisson_quantile_is_the_inverse_cdf_on_the_lattice() -> None:
-    # On a lattice rate the residual part is Poisson(0) = 0, so k is exactly the smallest k with F(k) > u.
-    rate = 12.25
-    u = torch.tensor([0.0, 1e-12, 0.1, 0.5, 0.9, 0.999999, 1 - 1e-9], dtype=torch.float64)
-    k = shot_mod.poisson_quantile(torch.full_like(u, rate), u, torch.zeros_like(u)).numpy()
-    cdf = scipy.stats.poisson.cdf
-    for ki, ui in zip(k, u.numpy()):
-        if ui > 1e-20:  # below the table's lower cut-off (mass < 1e-25) any atom of that tail is allowed
-            # Up to the float64 rounding of the tabulated CDF (a cumulative sum of the pmf).
-            assert cdf(ki, rate) > ui - 1e-14 and (ki == 0 or cdf(ki - 1, rate) <= ui + 1e-14), (ki, ui)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_level_alias_tables_reproduce_the_poisson_pmf(preset: str) -> None:
+    # Exact law of the alias draw: atom k gets (prob of its own columns + 1 - prob of columns aliasing
+    # to it) / K; compare with scipy for every severity and level 0..255 (tails folded: < 1e-20).
+    tables = shot_mod._level_tables(preset, torch.device("cpu"))
+    for s, c in enumerate(shot_mod.TABLES[preset]):
+        width, start = int(tables["width"][s]), int(tables["start"][s])
+        assert width & (width - 1) == 0  # a power of two: u * K splits into column and fraction exactly
+        prob = tables["prob"][start : start + 256 * width].view(256, width)
+        counts = tables["counts"][2 * start : 2 * (start + 256 * width)].view(256, width, 2).long()
+        assert prob.min() >= 0 and prob.max() <= 1
+        size = int(counts.max()) + 1
+        pmf = torch.zeros(256, size, dtype=torch.float64)
+        pmf.scatter_add_(1, counts[..., 0], prob / width).scatter_add_(1, counts[..., 1], (1 - prob) / width)
+        expected = scipy.stats.poisson.pmf(np.arange(size)[None], np.arange(256)[:, None] * c / 255)
+        assert np.abs(pmf.numpy() - expected).max() < 1e-13, (preset, c)
+
+
+@pytest.mark.parametrize("path", ["fast", "general"])
+def test_shot_noise_kernel_reads_the_alias_table(path: str) -> None:
+    # u = (j + f) / K selects column j; the count is its own atom when f < prob[j], else its alias.
+    preset, severity, level = "imagenet", 2, 200
+    tables = shot_mod._level_tables(preset, torch.device("cpu"))
+    c, width, start = shot_mod.TABLES[preset][severity - 1], int(tables["width"][1]), int(tables["start"][1])
+    prob = tables["prob"][start + level * width : start + (level + 1) * width]
+    counts = tables["counts"][2 * (start + level * width) : 2 * (start + (level + 1) * width)].view(width, 2)
+    j = torch.arange(width, dtype=torch.float64)
+    below, above = (prob - 1e-9).clamp(min=0), (prob + 1e-9).clamp(max=1 - 2**-40)
+    u = torch.cat([(j + below) / width, (j + above) / width]).view(1, 1, 2, width)
+    # f < prob: the own atom (index 0), else the alias (index 1); the 1e-9 margins survive rounding.
+    pick = torch.cat([(below >= prob).long(), (above >= prob).long()])
+    expected = counts.repeat(2, 1).gather(1, pick[:, None]).view(1, 1, 2, width)
+    assert 0 < pick.sum() < 2 * width  # both branches are exercised
+    x = torch.full((1, 1, 2, width), level / 255, dtype=torch.float64)
+    y = shot_mod.shot_noise(x, torch.tensor([severity]), {"u": u}, preset=preset, reference="imagecorruptions",
+                            general=path == "general")  # fmt: skip
+    assert torch.equal(y, (expected.double() / c).clamp(max=1))
+
+
+@pytest.mark.parametrize(
+    ("preset", "severity", "level"),
+    [("imagenet", 1, 255), ("imagenet", 3, 128), ("imagenet", 5, 7), ("imagenet", 2, 1), ("cifar", 1, 200),
+     ("cifar", 5, 255), ("tinyimagenet", 4, 90), ("inception", 2, 33)],
+)  # fmt: skip
+@pytest.mark.parametrize("path", ["fast", "general"])
+def test_shot_noise_kernel_draws_poisson_counts(preset: str, severity: int, level: int, path: str) -> None:
+    # Constant uint8-valued images (fast path) or a level off the lattice (general path): y * c are
+    # counts, clipped at c, with the law of min(Poisson(level / 255 * c), c).
+    c = shot_mod.TABLES[preset][severity - 1]
+    t = level if path == "fast" else level - 0.37
+    x = torch.full((8, 3, 64, 64), t / 255, dtype=torch.float64)
+    y = augrobust.corrupt(x, "shot_noise", severity, preset=preset, generator=torch.Generator().manual_seed(level))
+    k = (y * c).numpy()
+    assert np.abs(k - np.round(k)).max() < 1e-9
+    observed = np.bincount(np.round(k).astype(np.int64).ravel(), minlength=c + 1)
+    rate = float(x[0, 0, 0, 0]) * c
+    assert _chi_square_pvalue(observed, _poisson_pmf_clipped(rate, c)) > 1e-3, (rate, observed[:10])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("preset", ["imagenet", "cifar"])
+def test_shot_noise_fast_and_general_paths_agree_on_uint8_valued_images(dtype: torch.dtype, preset: str) -> None:
+    # The general path's residual rate is exactly 0 on integral levels, so both paths map u alike.
+    x = torch.randint(0, 256, (3, 3, 40, 50), generator=torch.Generator().manual_seed(8)).to(dtype) / 255
+    severity = torch.tensor([1, 3, 5])
+    p = augrobust.sample_corruption_params("shot_noise", x.shape, severity, generator=torch.Generator().manual_seed(9))
+    kw = {"preset": preset, "reference": "imagecorruptions"}
+    fast = shot_mod.shot_noise(x, severity, p, general=False, **kw)
+    assert torch.equal(fast, shot_mod.shot_noise(x, severity, p, general=True, **kw))
+    assert torch.equal(fast, shot_mod.shot_noise(x, severity, p, **kw))  # the automatic choice
+    # A non-integral element sends its block through the general path; the others are unchanged.
+    x2 = x.clone()
+    x2[0, 0, 0, 0] += 0.3 / 255
+    y2 = shot_mod.shot_noise(x2, severity, p, **kw)
+    y2[0, 0, 0, 0] = fast[0, 0, 0, 0]
+    assert torch.equal(fast, y2)
 
 
 def test_shot_noise_sampler_gives_clipped_poisson_counts_on_images() -> None:
@@ -245,16 +331,31 @@ def test_normal_field_is_standard_normal(name: str) -> None:
     assert scipy.stats.kstest(z.flatten()[:50_000].numpy(), "norm").pvalue > 1e-3
 
 
-@pytest.mark.parametrize("name", ["shot_noise", "impulse_noise"])
-def test_uniform_fields_are_uniform_and_independent(name: str) -> None:
+@pytest.mark.parametrize(("name", "dtype"), [("shot_noise", torch.float64), ("impulse_noise", torch.float32)])
+def test_uniform_field_is_uniform(name: str, dtype: torch.dtype) -> None:
     g = torch.Generator().manual_seed(12)
     p = augrobust.sample_corruption_params(name, (8, 3, 64, 64), 4, generator=g)
-    fields = [v.double().flatten() for _, v in sorted(p.items())]
-    for u in fields:
-        assert u.min() >= 0 and u.max() < 1
-        hist = torch.histc(u, bins=20, min=0, max=1).numpy()
-        assert scipy.stats.chisquare(hist).pvalue > 1e-3
-    assert abs(np.corrcoef(fields[0].numpy(), fields[1].numpy())[0, 1]) < 5 / np.sqrt(fields[0].numel())
+    assert sorted(p) == ["u"] and p["u"].dtype == dtype
+    u = p["u"].double().flatten()
+    assert u.min() >= 0 and u.max() < 1
+    hist = torch.histc(u, bins=20, min=0, max=1).numpy()
+    assert scipy.stats.chisquare(hist).pvalue > 1e-3
+    if dtype == torch.float64:  # the alias draw needs more than float32's 24 bits
+        assert not torch.equal(u * 2**24, (u * 2**24).round())
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_impulse_single_field_law_is_salt_pepper_keep(preset: str) -> None:
+    # One uniform per element: salt (u < a/2), pepper (a/2 <= u < a), kept: chi-square against
+    # (a/2, a/2, 1 - a), the law of scikit-image's two fields (flip <= a, then salt <= 0.5).
+    g = torch.Generator().manual_seed(14)
+    x = torch.full((16, 3, 64, 64), 0.5)
+    for severity, amount in enumerate(impulse_mod.TABLES[preset], start=1):
+        y = augrobust.corrupt(x, "impulse_noise", severity, preset=preset, generator=g)
+        observed = np.array([(y == 1).sum().item(), (y == 0).sum().item(), (y == 0.5).sum().item()])
+        assert observed.sum() == y.numel()
+        p = scipy.stats.chisquare(observed, np.array([amount / 2, amount / 2, 1 - amount]) * y.numel()).pvalue
+        assert p > 1e-3, (preset, severity, observed)
 
 
 def test_impulse_noise_rates_and_colour_impulses() -> None:
@@ -279,10 +380,13 @@ def test_impulse_noise_rates_and_colour_impulses() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("uint8_valued", [False, True])
 @pytest.mark.parametrize("name", NOISES)
 @pytest.mark.parametrize("preset", PRESETS)
-def test_mixed_severity_batch_equals_per_sample_calls(name: str, preset: str) -> None:
+def test_mixed_severity_batch_equals_per_sample_calls(name: str, preset: str, uint8_valued: bool) -> None:
     x = torch.rand(5, 3, 12, 20, generator=torch.Generator().manual_seed(1))
+    if uint8_valued:  # shot_noise's fast path
+        x = (x * 255).round() / 255
     severity = torch.tensor([3, 1, 5, 2, 4])
     params = augrobust.sample_corruption_params(
         name, x.shape, severity, preset=preset, generator=torch.Generator().manual_seed(2)
@@ -332,10 +436,10 @@ def test_grayscale_is_one_noisy_channel_and_rgba_keeps_alpha(name: str) -> None:
     assert y.shape == rgba.shape and torch.equal(y[:, 3], rgba[:, 3])
 
 
-def test_shot_noise_counts_replay_and_sampler_agree_on_lattice_rates() -> None:
-    # The two params forms meet: counts computed from the uniforms replay to the same image.
+def test_shot_noise_counts_replay_reproduces_the_sampler_output() -> None:
+    # The two params forms meet: the sampler's counts (y * c, clipped at c) replay to the same image.
     x = torch.randint(0, 256, (2, 3, 8, 8), generator=torch.Generator().manual_seed(8)).double() / 255
     p = augrobust.sample_corruption_params("shot_noise", x.shape, 2, generator=torch.Generator().manual_seed(9))
     y = augrobust.corrupt(x, "shot_noise", 2, params=p)
-    counts = shot_mod.poisson_quantile(x * 25, p["u_lattice"], p["u_residual"])
+    counts = (y * 25).round()
     assert torch.equal(y, augrobust.corrupt(x, "shot_noise", 2, params={"counts": counts}))

@@ -7,8 +7,11 @@ own ``np.random.default_rng()`` (not seeded by ``np.random.seed``), two uniform 
 elements become 1, flipped-and-not-salted become 0. Each channel is drawn independently, so an affected
 pixel may get colour impulses (kornia and albumentations share one mask across channels instead).
 
-``params`` holds the same two uniform fields (``flip_uniform``, ``salt_uniform``), so the kernel applies
-exactly the comparisons above and a replayed scikit-image draw gives bit-identical output.
+The sampler draws ONE float32 uniform field ``u`` per element, which decides both events with the same
+law: ``u < a / 2`` is salt, ``a / 2 <= u < a`` pepper, so an element flips with probability ``a`` and,
+given a flip, is salt with probability 1/2 (each up to the ``2**-24`` resolution of float32 uniforms).
+``params`` may instead hold scikit-image's two fields (``flip_uniform``, ``salt_uniform``); the kernel then
+applies exactly the comparisons above, so a replayed scikit-image draw gives bit-identical output.
 """
 
 from __future__ import annotations
@@ -40,23 +43,25 @@ def sample_impulse_uniforms(
     generator: torch.Generator | None,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """Two independent U[0, 1) fields per image: which elements flip, and salt versus pepper.
+    """One U[0, 1) float32 field per image: ``u < a / 2`` salt, ``a / 2 <= u < a`` pepper.
 
     Example:
         >>> import torch
         >>> p = sample_impulse_uniforms((2, 3, 8, 8), torch.tensor([1, 5]), preset="imagenet",
         ...                             reference="imagecorruptions", generator=None, device=torch.device("cpu"))
-        >>> sorted(p), tuple(p["flip_uniform"].shape)
-        (['flip_uniform', 'salt_uniform'], (2, 3, 8, 8))
+        >>> sorted(p), tuple(p["u"].shape)
+        (['u'], (2, 3, 8, 8))
     """
-    u = torch.rand((2, *shape), generator=generator, device=device)
-    return {"flip_uniform": u[0], "salt_uniform": u[1]}
+    return {"u": torch.rand(shape, generator=generator, device=device)}
 
 
 def impulse_noise(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:
-    """Replace element ``i`` by 1 (salt) or 0 (pepper) where ``flip_uniform[i] <= amount``.
+    """Replace element ``i`` by 1 (salt) or 0 (pepper) with probability ``amount``, 50/50.
+
+    ``params`` is either ``{"u"}`` (one field: ``u < a / 2`` salt, ``a / 2 <= u < a`` pepper) or
+    scikit-image's ``{"flip_uniform", "salt_uniform"}`` (``flip <= a``, then salt where ``salt <= 0.5``).
 
     Example:
         >>> import torch
@@ -65,9 +70,18 @@ def impulse_noise(
         ...      "salt_uniform": torch.tensor([0.2, 0.7, 0.2]).view(1, 1, 1, 3)}
         >>> impulse_noise(x, torch.tensor([1]), p, preset="imagenet", reference="imagecorruptions").flatten().tolist()
         [1.0, 0.0, 0.5]
+        >>> p = {"u": torch.tensor([0.01, 0.02, 0.9]).view(1, 1, 1, 3)}
+        >>> impulse_noise(x, torch.tensor([1]), p, preset="imagenet", reference="imagecorruptions").flatten().tolist()
+        [1.0, 0.0, 0.5]
     """
-    # Compare in the uniforms' dtype: float64 for a replayed scikit-image draw (exact), float32 for the
-    # sampler's own draws (the amount then rounds to float32, a change of at most 1e-9 in probability).
+    if "u" in params:
+        u = params["u"]
+        amount = severity_table(TABLES, preset, severity, dtype=u.dtype).view(-1, 1, 1, 1)
+        # Two in-place fills of a copy: cheaper than building the replacement values and a where.
+        out = x.clone()
+        out.masked_fill_(u < amount, 0.0)
+        return out.masked_fill_(u < amount * SALT_VS_PEPPER, 1.0)
+    # Compare in the uniforms' dtype: float64 for a replayed scikit-image draw (exact).
     flip_uniform = params["flip_uniform"]
     amount = severity_table(TABLES, preset, severity, dtype=flip_uniform.dtype).view(-1, 1, 1, 1)
     flipped = flip_uniform <= amount

@@ -4,20 +4,29 @@ Reference: ``imagecorruptions.corruptions.shot_noise``: ``np.random.poisson(x * 
 HWC float64 image in ``[0, 1]``, then clipped (no gamma linearisation). The original dataset scripts use
 the same formula with per-preset photon counts ``c`` (imagenet_c.md 3.3, 4.2-4.4).
 
-The sampler is an exact inverse-CDF sampler that is faster than ``torch.poisson`` and NumPy on the CPU.
-A rate ``lam = x * c`` (any float, not only multiples of ``c / 255``) is split as ``lam = lam_g + delta``
-with ``lam_g`` on a lattice of step :data:`LATTICE_STEP` and ``0 <= delta < LATTICE_STEP``; since the sum of
-independent Poisson variables is Poisson, ``Poisson(lam) = Poisson(lam_g) + Poisson(delta)`` in law.
+The sampler draws ONE float64 uniform ``u`` per element; the kernel maps it to a Poisson count, exactly
+in law, with Walker's alias method over the 256 rates of a uint8-valued image:
 
-* ``Poisson(lam_g)`` is the quantile of a first uniform ``u`` in a precomputed float64 CDF table of the
-  lattice rates, found by a fixed-depth branch-free binary search (one gather per level).
-* ``Poisson(delta)`` is the quantile of a second uniform by chop-down summation of its CDF; with
-  ``delta < 1/4`` the first :data:`_RESIDUAL_TERMS` terms leave a tail below ``2**-53``.
+* The rate is ``lam = t * h`` with ``t = x * 255`` (rounded in ``x``'s dtype) and lattice step
+  ``h = c / 255``: for an image that came from uint8, ``t`` is an integer level and ``lam`` takes at most
+  256 values per severity. A table (cached per preset and device) holds, for every level, the alias
+  table of Poisson(``level * h``) over a window of ``K`` counts (``K`` a power of two; the tails outside
+  the window, below ``1e-20`` each, are folded into its end atoms).
+* Alias draw: column ``j = floor(u K)``, ``f = u K - j`` (both exact); the count is the column's own atom
+  if ``f < prob[j]``, else ``alias[j]``. That is one gather of ``prob`` and one of the result: the fast
+  path (integral ``t``, checked once per call on the CPU) gathers the final clipped ``count / c`` value.
+* General path (non-integral ``t``, and always on accelerators, which avoids a host sync): the rate is
+  split as ``lam = floor(t) h + delta`` with ``0 <= delta < h``; Poisson(``floor(t) h``) is the alias draw
+  above and Poisson(``delta``) the chop-down inverse CDF of the alias step's *recycled* uniform
+  (``f / prob`` or ``(f - prob) / (1 - prob)``, uniform and independent of the drawn count). For integral
+  ``t`` the residual is ``Poisson(0) = 0``, so both paths give the same output for the same ``u``.
 
-Both uniforms are float64, so the sampler's law equals the Poisson law up to the ``2**-53`` resolution of
-the uniforms and the float64 rounding of the CDF (about ``1e-16`` per atom; the tails cut off by the table
-hold less than ``1e-25`` of the mass). ``params`` may instead carry integer Poisson ``counts`` (e.g. the
-oracle's own ``np.random.poisson`` draws, to replay NumPy exactly); the kernel then only scales and clips.
+Law error: ``u`` has 53 bits, ``j`` takes ``log2 K <= 10`` of them, so each atom's probability is off by
+at most ``2**-43`` from the tabulated one, whose float64 pmf (``exp`` of a log-pmf) and alias
+construction are accurate to about ``1e-12`` relative; the recycled uniform keeps at least 43 bits on
+average (total error of the residual's law below ``2**-42``). ``params`` may instead carry integer
+Poisson ``counts`` (e.g. the oracle's own ``np.random.poisson`` draws, to replay NumPy exactly); the kernel
+then only scales and clips.
 """
 
 from __future__ import annotations
@@ -25,17 +34,13 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
+import scipy.special
 import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 
-__all__ = [
-    "LATTICE_STEP",
-    "TABLES",
-    "poisson_quantile",
-    "sample_shot_noise_uniforms",
-    "shot_noise",
-]
+__all__ = ["TABLES", "poisson_from_uniform", "sample_shot_noise_uniforms", "shot_noise"]
 
 #: Photons per unit intensity ``c`` per severity, per preset (imagenet_c.md 3.1, 4.2-4.4).
 TABLES = {
@@ -45,110 +50,168 @@ TABLES = {
     "cifar": (500, 250, 100, 75, 50),
 }
 
-#: Spacing of the lattice of tabulated rates; the residual rate ``delta`` is below it.
-LATTICE_STEP = 0.25
-# Chop-down terms for Poisson(delta), delta < 1/4: P(N > 12) < 0.25**13 / 13! < 3e-18 < 2**-53.
-_RESIDUAL_TERMS = 12
-# Elements per chunk of the quantile search: keeps the ~60 elementwise temporaries in cache.
+#: Levels of a uint8 image: the rate lattice of the kernel is ``level * c / 255``.
+LEVELS = 255
+# Mass of each tail folded into the end atoms of a table row.
+_TAIL_MASS = 1e-20
+# Elements per chunk in the kernel: keeps the ~12 elementwise temporaries in cache.
 _CHUNK = 1 << 14
 
 
-@functools.lru_cache(maxsize=16)
-def _lattice_cdf_table(lam_max: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """CDF windows of Poisson(r * LATTICE_STEP) for r = 0..R, R * LATTICE_STEP >= lam_max.
+def _poisson_alias_rows(rates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Alias tables of Poisson(``rates[r]``), one row per rate, on a common width ``K = 2**m``.
 
-    Returns ``(cdf, kmin, levels)``: ``cdf`` is ``(R + 1) * W`` float64 (flattened rows of width
-    ``W = 2**levels``), row ``r`` holding ``F(kmin[r] + j; lam_r)`` for ``j < W``, with the last atom and
-    the padding set to exactly 1 (the upper tail beyond ``lam + 12 sqrt(lam) + 20`` is below 1e-25);
-    ``kmin[r] = max(0, floor(lam_r - 11 sqrt(lam_r) - 5))`` (lower tail below 1e-25).
+    Returns ``(prob, counts, K)``: ``prob`` is ``(R, K)`` float64, ``counts`` ``(R, K, 2)`` int32 with
+    column ``j``'s own count and its alias count; drawing column ``j`` uniformly and keeping the own count
+    with probability ``prob[r, j]`` gives Poisson(``rates[r]``) up to float64 rounding. Built with NumPy
+    (a one-off, cached table; small-array torch calls cost more here).
     """
-    rows = math.ceil(lam_max / LATTICE_STEP) + 1
-    lam = torch.arange(rows, dtype=torch.float64) * LATTICE_STEP
-    kmin = (lam - 11.0 * lam.sqrt() - 5.0).floor().clamp_(min=0.0)
-    kmax = (lam + 12.0 * lam.sqrt() + 20.0).ceil()
-    levels = max(1, math.ceil(math.log2(float((kmax - kmin).max()) + 1.0)))
-    width = 1 << levels
-    k = torch.arange(int(kmax.max()) + 1, dtype=torch.float64)
-    # Full CDF from k = 0 in float64 (a cumulative sum keeps the lower-tail mass exactly), then windows.
-    log_pmf = torch.special.xlogy(k, lam[:, None]) - lam[:, None] - torch.lgamma(k + 1.0)
-    cdf_full = log_pmf.exp_().cumsum_(dim=1)
-    col = kmin[:, None] + torch.arange(width, dtype=torch.float64)
-    cdf = cdf_full.gather(1, col.clamp(max=float(k[-1])).long())
-    cdf[col >= kmax[:, None]] = 1.0
-    return cdf.reshape(-1).to(device), kmin.long().to(device), levels
+    lam = rates.double().cpu().numpy()
+    top = float(lam.max())
+    k = np.arange(math.ceil(top + 14.0 * math.sqrt(top) + 40.0) + 1, dtype=np.float64)
+    pmf = np.exp(scipy.special.xlogy(k, lam[:, None]) - lam[:, None] - scipy.special.gammaln(k + 1.0))
+    pmf /= pmf.sum(axis=1, keepdims=True)
+    cdf = pmf.cumsum(axis=1)
+    survival = pmf[:, ::-1].cumsum(axis=1)[:, ::-1] - pmf  # P(N > k), without 1 - cdf's cancellation
+    kmin = (cdf < _TAIL_MASS).sum(axis=1)  # every k below kmin holds less than the tail mass together
+    kmax = (survival >= _TAIL_MASS).sum(axis=1)  # survival is non-increasing: first k with P(N > k) < eps
+    width = 1 << max(0, math.ceil(math.log2(int((kmax - kmin).max()) + 1)))
+    rows = np.arange(lam.size)
+    col = kmin[:, None] + np.arange(width)
+    window = np.take_along_axis(pmf, np.minimum(col, k.size - 1), axis=1)
+    window[col > kmax[:, None]] = 0.0
+    # Fold the tails into the end atoms of the window.
+    window[rows, 0] += cdf[rows, kmin] - pmf[rows, kmin]
+    window[rows, kmax - kmin] += survival[rows, kmax]
+    q = window / window.sum(axis=1, keepdims=True) * width
+    prob, alias = _vose(q)
+    counts = np.stack([col, np.take_along_axis(col, alias, axis=1)], axis=2).astype(np.int32)
+    return torch.from_numpy(prob), torch.from_numpy(counts), width
 
 
-def _poisson_quantile_chunk(
-    lam: torch.Tensor, u_lattice: torch.Tensor, u_residual: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor, int]
-) -> torch.Tensor:
-    cdf, kmin, levels = table
-    rows = kmin.numel()
-    row = torch.floor(lam * (1.0 / LATTICE_STEP)).clamp_(0, rows - 1)
-    delta = (lam - row * LATTICE_STEP).clamp_(min=0.0)
-    row = row.long()
-    # Poisson(lam_g): count the table entries <= u (branch-free binary search, one gather per level);
-    # ``pos`` is the flat index of the row start plus the count so far.
-    base = row * (1 << levels)
-    pos = base.clone()
-    for level in reversed(range(levels)):
-        step = 1 << level
-        probe = cdf.index_select(0, pos + (step - 1))
-        pos.add_(probe <= u_lattice, alpha=step)
-    k = pos.sub_(base).add_(kmin.index_select(0, row))
-    # Poisson(delta): chop-down summation, scaled by e^delta: N = #{j : sum_{i<=j} delta^i / i! <= u e^delta}.
-    threshold = u_residual * torch.exp(delta)
+def _vose(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vose's alias construction, vectorised over rows: ``q`` is ``(R, K)``, each row summing to ``K``.
+
+    Each row's columns are sorted once; then K - 1 steps each pair one "small" column (q <= 1) with the
+    current "large" one, in every row at once: the small one keeps probability q and aliases to the large
+    one, which gives away 1 - q and becomes the next small one when it drops below 1. NumPy on flat
+    indices: ~K steps of small-array operations.
+    """
+    n_rows, width = q.shape
+    qf = q.reshape(-1).copy()
+    base = np.arange(n_rows) * width
+    order = np.argsort(qf.reshape(n_rows, width), axis=1, kind="stable") + base[:, None]
+    prob = np.ones_like(qf)
+    alias = np.tile(np.arange(width), n_rows)
+    lo = np.zeros(n_rows, dtype=np.int64)  # next unused small, in sorted order
+    hi = np.full(n_rows, width - 1, dtype=np.int64)  # the current large, in sorted order
+    rows = np.arange(n_rows)
+    for _ in range(width - 1):
+        act = rows[lo < hi]
+        if act.size == 0:
+            break
+        large = order[act, hi[act]]
+        became_small = qf[large] < 1.0
+        small = np.where(became_small, large, order[act, lo[act]])
+        big = np.where(became_small, order[act, np.maximum(hi[act] - 1, 0)], large)
+        q_small = qf[small]
+        prob[small] = np.clip(q_small, 0.0, 1.0)
+        alias[small] = big - base[act]
+        qf[big] -= 1.0 - q_small
+        lo[act] += ~became_small
+        hi[act] -= became_small
+    return prob.reshape(n_rows, width), alias.reshape(n_rows, width)
+
+
+@functools.lru_cache(maxsize=16)
+def _level_tables(preset: str, device: torch.device) -> dict[str, torch.Tensor]:
+    """Alias tables of Poisson(level * c / 255), level = 0..255, for the five severities of ``preset``.
+
+    Severity ``s``'s rows are a segment of width ``K_s`` starting at flat column ``start[s]``; ``prob``
+    is flat float64, ``counts`` flat int32 ``(own, alias)`` pairs, ``c``/``start``/``width`` float64 per
+    severity (for per-sample broadcasting), ``residual_terms`` the chop-down length for a residual rate
+    below ``max(c) / 255``.
+    """
+    cs = TABLES.get(preset, TABLES["imagenet"])
+    probs, counts, starts, widths = [], [], [], []
+    start = 0
+    for c in cs:
+        prob, count, width = _poisson_alias_rows(torch.arange(LEVELS + 1, dtype=torch.float64) * (c / LEVELS))
+        probs.append(prob.reshape(-1))
+        counts.append(count.reshape(-1))
+        starts.append(start)
+        widths.append(width)
+        start += prob.numel()
+    # Chop-down terms n for Poisson(delta), delta < h: P(N > n) <= h**(n + 1) / (n + 1)! < 2**-53.
+    h = max(cs) / LEVELS
+    terms = 1
+    while h ** (terms + 1) / math.factorial(terms + 1) >= 2.0**-53:
+        terms += 1
+    as64 = functools.partial(torch.tensor, dtype=torch.float64, device=device)
+    return {
+        "prob": torch.cat(probs).to(device),
+        "counts": torch.cat(counts).to(device),
+        "c": as64(cs),
+        "start": as64(starts),
+        "width": as64(widths),
+        "residual_terms": torch.tensor(terms),
+    }
+
+
+@functools.lru_cache(maxsize=32)
+def _level_values(preset: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The fast path's gather table: ``clip(count / c, 0, 1)`` in ``dtype`` for every (own, alias) count."""
+    tables = _level_tables(preset, device)
+    c_per_entry = torch.cat(
+        [
+            torch.full((int(w) * (LEVELS + 1) * 2,), float(c), dtype=torch.float64, device=device)
+            for c, w in zip(tables["c"].tolist(), tables["width"].tolist())
+        ]
+    )
+    # Divide in float64 as NumPy does (``counts / float(c)``), then cast: equal to the counts replay.
+    return (tables["counts"].to(torch.float64) / c_per_entry).clamp_(0.0, 1.0).to(dtype)
+
+
+def _alias_columns(
+    level: torch.Tensor, u: torch.Tensor, start: torch.Tensor, width: torch.Tensor, prob: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One alias step: flat (own, alias) pair index ``2 idx + reject``, and ``f``, ``prob``, ``reject``."""
+    pos = u * width
+    col = pos.floor()
+    frac = pos.sub_(col)
+    idx = col.add_(level * width).add_(start).long()
+    p = prob.take(idx)
+    reject = frac >= p
+    return idx.mul_(2).add_(reject), frac, p, reject
+
+
+def _chop_down(delta: torch.Tensor, v: torch.Tensor, terms: int) -> torch.Tensor:
+    """Poisson(``delta``) quantile of ``v``: ``#{n : sum_{i <= n} delta**i / i! <= v e**delta}``."""
+    threshold = v * torch.exp(delta)
     partial = torch.ones_like(delta)
     power = delta.clone()
-    k += partial <= threshold
+    count = (partial <= threshold).to(torch.int32)
     factorial = 1.0
-    for j in range(1, _RESIDUAL_TERMS + 1):
-        factorial *= j
+    for n in range(1, terms + 1):
+        factorial *= n
         partial.add_(power, alpha=1.0 / factorial)
-        k += partial <= threshold
-        if j < _RESIDUAL_TERMS:
+        count += partial <= threshold
+        if n < terms:
             power.mul_(delta)
-    return k.to(torch.float64)
+    return count
 
 
-def poisson_quantile(rate: torch.Tensor, u_lattice: torch.Tensor, u_residual: torch.Tensor) -> torch.Tensor:
-    """Map two independent U[0, 1) fields to a Poisson(``rate``) field, exactly in law.
-
-    Args:
-        rate: non-negative rates, any shape, any float dtype.
-        u_lattice: uniforms of the same shape (float64 for the full ``2**-53`` resolution).
-        u_residual: a second, independent uniform field of the same shape.
-
-    Returns:
-        The Poisson counts as float64, same shape.
-
-    Example:
-        >>> import torch
-        >>> g = torch.Generator().manual_seed(0)
-        >>> u = torch.rand(2, 100000, dtype=torch.float64, generator=g)
-        >>> k = poisson_quantile(torch.full((100000,), 7.3), u[0], u[1])
-        >>> round(k.mean().item(), 1), round(k.var().item(), 1)
-        (7.3, 7.3)
-    """
-    shape = rate.shape
-    lam = rate.detach().reshape(-1).to(torch.float64)
-    if lam.numel() == 0:
-        return lam.reshape(shape)
-    # Table sized by the rates' upper bound; shot_noise passes the preset's largest c, so no sync there.
-    table = _lattice_cdf_table(float(lam.max()), lam.device)
-    return _quantile_with_table(lam, u_lattice, u_residual, table).reshape(shape)
-
-
-def _quantile_with_table(
-    lam: torch.Tensor, u_lattice: torch.Tensor, u_residual: torch.Tensor, table: tuple[torch.Tensor, torch.Tensor, int]
+def _shot_counts_general(
+    t: torch.Tensor, u: torch.Tensor, start: torch.Tensor, width: torch.Tensor, h: torch.Tensor, tables: dict
 ) -> torch.Tensor:
-    u1 = u_lattice.reshape(-1).to(torch.float64)
-    u2 = u_residual.reshape(-1).to(torch.float64)
-    out = torch.empty_like(lam)
-    # A Python loop over fixed-size chunks of elements (not over the batch): cache-sized temporaries.
-    for start in range(0, lam.numel(), _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        out[sl] = _poisson_quantile_chunk(lam[sl], u1[sl], u2[sl], table)
-    return out
+    """Poisson(``t * h``) counts (int32) for any level ``t`` in [0, 255]: alias draw plus residual."""
+    level = t.floor()
+    delta = (t - level).to(torch.float64).mul_(h)  # t - floor(t) is exact in t's dtype
+    idx2, frac, p, reject = _alias_columns(level, u, start, width, tables["prob"])
+    count = tables["counts"].take(idx2)
+    # The alias step's leftover randomness, uniform on [0, 1) and independent of the drawn count.
+    recycled = torch.where(reject, (frac - p) / (1.0 - p), frac / p)
+    return count.add_(_chop_down(delta, recycled, int(tables["residual_terms"])))
 
 
 def sample_shot_noise_uniforms(
@@ -160,23 +223,31 @@ def sample_shot_noise_uniforms(
     generator: torch.Generator | None,
     device: torch.device,
 ) -> dict[str, torch.Tensor]:
-    """Two independent float64 uniform fields per image; the kernel maps them to Poisson counts.
+    """One float64 uniform field per image; the kernel maps it to Poisson counts.
 
     Example:
         >>> import torch
         >>> p = sample_shot_noise_uniforms((2, 3, 8, 8), torch.tensor([1, 5]), preset="imagenet",
         ...                                reference="imagecorruptions", generator=None, device=torch.device("cpu"))
-        >>> sorted(p), tuple(p["u_lattice"].shape)
-        (['u_lattice', 'u_residual'], (2, 3, 8, 8))
+        >>> sorted(p), tuple(p["u"].shape), p["u"].dtype
+        (['u'], (2, 3, 8, 8), torch.float64)
     """
-    u = torch.rand((2, *shape), generator=generator, device=device, dtype=torch.float64)
-    return {"u_lattice": u[0], "u_residual": u[1]}
+    return {"u": torch.rand(shape, generator=generator, device=device, dtype=torch.float64)}
 
 
 def shot_noise(
-    x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
+    x: torch.Tensor,
+    severity: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    *,
+    preset: str,
+    reference: str,
+    general: bool | None = None,
 ) -> torch.Tensor:
-    """``clip(Poisson(x * c) / c, 0, 1)``; ``params`` holds the two uniforms, or replayed ``counts``.
+    """``clip(Poisson(x * c) / c, 0, 1)``; ``params`` holds the uniform ``u``, or replayed ``counts``.
+
+    ``general`` forces (``True``) or forbids (``False``) the general path; by default it is taken when
+    ``x * 255`` is not integral or ``x`` is not on the CPU. Both give the same output on integral inputs.
 
     Example:
         >>> import torch
@@ -185,15 +256,79 @@ def shot_noise(
         >>> shot_noise(x, torch.tensor([1]), {"counts": counts}, preset="imagenet", reference="hendrycks").max().item()
         0.5
     """
-    c = severity_table(TABLES, preset, severity, dtype=torch.float64).view(-1, 1, 1, 1)
     if "counts" in params:
-        counts = params["counts"].to(torch.float64)
-    else:
-        table = _lattice_cdf_table(float(max(TABLES.get(preset, TABLES["imagenet"]))), x.device)
-        lam = (x.detach().to(torch.float64) * c).reshape(-1)
-        counts = _quantile_with_table(lam, params["u_lattice"], params["u_residual"], table).view(x.shape)
-    # Divide in float64 as NumPy does (``counts / float(c)``), then cast to the working dtype.
-    return (counts / c).clamp_(0.0, 1.0).to(x.dtype)
+        c = severity_table(TABLES, preset, severity, dtype=torch.float64).view(-1, 1, 1, 1)
+        # Divide in float64 as NumPy does (``counts / float(c)``), then cast to the working dtype.
+        return (params["counts"].to(torch.float64) / c).clamp_(0.0, 1.0).to(x.dtype)
+    tables = _level_tables(preset, x.device)
+    batch = x.shape[0]
+    flat_x = x.detach().reshape(batch, -1)
+    flat_u = params["u"].reshape(batch, -1).to(device=x.device, dtype=torch.float64)
+    sev = severity.to(x.device).long() - 1
+    start, width, c = (tables[key][sev].view(-1, 1) for key in ("start", "width", "c"))
+    values = _level_values(preset, x.device, x.dtype)
+    # Checking integrality is a host sync: done on the CPU only, where it is cheap; accelerators always
+    # take the general path, which gives the same output on integral levels.
+    check = general is None and x.device.type == "cpu"
+    out = torch.empty_like(flat_x)
+    # A Python loop over fixed-size blocks of elements (not over the batch, no sync): keeps the
+    # temporaries in cache, and lets each block take the fast path when its levels are integral.
+    per_row = flat_x.shape[1]
+    rows_per_block = max(1, _CHUNK // max(per_row, 1))
+    cols_per_block = min(per_row, _CHUNK)
+    for r0 in range(0, batch, rows_per_block):
+        rs = slice(r0, r0 + rows_per_block)
+        for c0 in range(0, per_row, cols_per_block):
+            cs = slice(c0, c0 + cols_per_block)
+            t = (flat_x[rs, cs] * LEVELS).clamp_(0.0, float(LEVELS))
+            u = flat_u[rs, cs]
+            # Without the check, ``general is None`` means an accelerator: the general path.
+            use_general = not torch.equal(t, t.round()) if check else general is not False
+            if use_general:
+                counts = _shot_counts_general(t, u, start[rs], width[rs], c[rs] / LEVELS, tables)
+                out[rs, cs] = (counts / c[rs]).clamp_(0.0, 1.0)
+            else:
+                # Rounding is a no-op on integral levels (it only matters when general=False is forced).
+                pair = _alias_columns(t.round_(), u, start[rs], width[rs], tables["prob"])[0]
+                out[rs, cs] = values.take(pair)
+    return out.view(x.shape)
+
+
+def poisson_from_uniform(rate: torch.Tensor, u: torch.Tensor, *, step: float = 0.25) -> torch.Tensor:
+    """Map one U[0, 1) field to a Poisson(``rate``) field, exactly in law (see the module docstring).
+
+    The rates are split on a lattice of spacing ``step`` (the kernel uses ``c / 255``); tables are built
+    per call, so this is for tests and one-off use, not a hot path.
+
+    Args:
+        rate: non-negative rates, any shape.
+        u: float64 uniforms of the same shape.
+        step: lattice spacing; the residual's chop-down is sized for rates below it.
+
+    Returns:
+        The counts as float64, same shape.
+
+    Example:
+        >>> import torch
+        >>> g = torch.Generator().manual_seed(0)
+        >>> u = torch.rand(100000, dtype=torch.float64, generator=g)
+        >>> k = poisson_from_uniform(torch.full((100000,), 7.3), u)
+        >>> round(k.mean().item(), 1), round(k.var().item(), 1)
+        (7.3, 7.3)
+    """
+    lam = rate.detach().reshape(-1).to(torch.float64)
+    if lam.numel() == 0:
+        return lam.reshape(rate.shape)
+    t = lam / step
+    n_rows = int(t.max().floor()) + 1
+    prob, counts, width = _poisson_alias_rows(torch.arange(n_rows, dtype=torch.float64) * step)
+    terms = 1
+    while step ** (terms + 1) / math.factorial(terms + 1) >= 2.0**-53:
+        terms += 1
+    tables = {"prob": prob.reshape(-1), "counts": counts.reshape(-1), "residual_terms": torch.tensor(terms)}
+    zero = torch.zeros((), dtype=torch.float64)
+    k = _shot_counts_general(t, u.reshape(-1).to(torch.float64), zero, zero + width, zero + step, tables)
+    return k.to(torch.float64).reshape(rate.shape)
 
 
 SPEC = register(
