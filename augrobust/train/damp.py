@@ -24,6 +24,11 @@ The gradient w.r.t. ``w`` is ``sum_m dL / d(w * xi_m)`` (no factor ``xi``): norm
 their backward. It lands in ``w.grad`` through autograd, so DDP's gradient hooks, gradient clipping and
 any optimiser work unchanged. FLOPs equal plain SGD's; the extra cost is drawing ``M`` normal samples per
 perturbed weight element and the per-sub-batch affine of the norm layers.
+
+Difference from the reference: under DDP, BatchNorm statistics are over each process's batch (the JAX
+code also all-reduces them across devices); convert the model to ``nn.SyncBatchNorm`` yourself if that
+matters (not supported by DAMP's BN path yet). The trainer counts ``M`` over the global batch, like the
+reference, so each of ``W`` processes uses ``M / W`` sub-batches.
 """
 
 from __future__ import annotations
