@@ -216,6 +216,8 @@ def test_errors():
         DAMP(0.1, 3).forward(nn.Linear(4, 2), torch.rand(4, 4))
     with pytest.raises(AugrobustTypeError, match="ConvTranspose2d"):
         DAMP(0.1, 2).forward(nn.ConvTranspose2d(3, 3, 2), torch.rand(2, 3, 4, 4))
+    with pytest.raises(AugrobustTypeError, match="SyncBatchNorm"):
+        DAMP(0.1, 2).forward(nn.Sequential(nn.Conv2d(3, 3, 1), nn.SyncBatchNorm(3)), torch.rand(2, 3, 4, 4))
     assert issubclass(AugrobustTypeError, AugrobustError)
 
 

@@ -67,6 +67,10 @@ def perturbable_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         own = [n for n, p in module.named_parameters(recurse=False) if p.requires_grad]
         if not own:
             continue
+        if isinstance(module, nn.SyncBatchNorm):
+            raise AugrobustTypeError(
+                f"DAMP does not support SyncBatchNorm ({name!r}): it would silently use per-process statistics."
+            )
         supported = (
             (isinstance(module, _ConvNd) and not module.transposed) or isinstance(module, (nn.Linear, *_NORMS))
         )
