@@ -86,18 +86,55 @@ def clipped_zoom(x: torch.Tensor, zoom: float, *, centred: bool = False) -> torc
     return zoomed[..., t0 : t0 + h, t1 : t1 + w]
 
 
+def _zoom_float32_into(x: torch.Tensor, zoom: float, centred: bool, buffers: dict) -> torch.Tensor:
+    """:func:`clipped_zoom` of a channels_last float32 batch, interpolated into a reused buffer.
+
+    ``upsample_bilinear2d(..., out=)`` writes into memory that is already mapped: ~1.5x faster than
+    ``F.interpolate`` allocating a fresh batch-sized tensor per factor. Same values as clipped_zoom.
+    """
+    h, w = x.shape[-2:]
+    ch, cw = math.ceil(h / zoom), math.ceil(w / zoom)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    oh, ow = int(round(ch * zoom)), int(round(cw * zoom))
+    if (oh, ow) not in buffers:
+        buffers[oh, ow] = torch.empty(
+            (*x.shape[:2], oh, ow), dtype=x.dtype, device=x.device
+        ).contiguous(memory_format=torch.channels_last)
+    zoomed = buffers[oh, ow]
+    crop = x[..., top : top + ch, left : left + cw]
+    torch._C._nn.upsample_bilinear2d(crop, [oh, ow], True, None, None, out=zoomed)
+    if (oh - 1) * ((ch - 1) / (oh - 1)) > ch - 1:  # SciPy's mode='constant' quirk, see clipped_zoom
+        zoomed[..., oh - 1, :] = 0
+    if (ow - 1) * ((cw - 1) / (ow - 1)) > cw - 1:
+        zoomed[..., :, ow - 1] = 0
+    t0, t1 = ((oh - h) // 2, (ow - w) // 2) if centred else (0, 0)
+    return zoomed[..., t0 : t0 + h, t1 : t1 + w]
+
+
 def _zoom_blur_one_list(x: torch.Tensor, factors: tuple[float, ...], centred: bool) -> torch.Tensor:
     exact = x.dtype == torch.float64
     x32 = x.to(torch.float32)  # the reference's float32 image
-    # float64: interpolate the float32 values in double, like SciPy; float32: natively, channels_last.
-    src = x32.double() if exact else x32.contiguous(memory_format=torch.channels_last)
+    if not exact:
+        # float32: everything channels_last (bilinear interpolate is ~2x faster so, and the sums run
+        # on one layout), layers interpolated into reused buffers.
+        x32 = x32.contiguous(memory_format=torch.channels_last)
+        buffers: dict[tuple[int, int], torch.Tensor] = {}
+    src64 = x32.double() if exact else None
     acc = torch.zeros_like(x32)
     for z in factors:  # float32 sums in list order, as the reference accumulates
-        acc += clipped_zoom(src, z, centred=centred).to(torch.float32)
-    y = ((x32 + acc) / (len(factors) + 1)).clamp_(0.0, 1.0)
+        if z == 1.0:
+            # The full-size crop zoomed by 1 is the image itself: align-corners bilinear at scale 1
+            # reads each pixel with weight 1 and its neighbour with weight 0 (exact in any dtype).
+            acc += x32
+        elif exact:
+            # float64: interpolate the float32 values in double like SciPy, round, then add in float32.
+            acc += clipped_zoom(src64, z, centred=centred).to(torch.float32)
+        else:
+            acc += _zoom_float32_into(x32, z, centred, buffers)
+    y = acc.add_(x32).div_(len(factors) + 1).clamp_(0.0, 1.0)  # x + sum == sum + x (one IEEE add)
     if exact:
         return (y * 255).double() / 255  # floor(255 * out) == np.uint8(float32(255 * y))
-    return y.to(x.dtype)
+    return y.to(x.dtype).contiguous(memory_format=torch.contiguous_format)
 
 
 def zoom_blur(
