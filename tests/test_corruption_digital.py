@@ -178,6 +178,32 @@ def test_pixelate_hendrycks_equals_pillow_box_box(preset: str, size: tuple[int, 
         np.testing.assert_array_equal(ours.permute(1, 2, 0).numpy(), ref)
 
 
+def test_pixelate_fixed_point_identity() -> None:
+    """Pillow's ``(2**21 + k s) >> 22`` equals the kernel's ``floor(s / n + 1/2 +- 1/(4n))`` for every sum."""
+    for n in range(1, 128):
+        k = int(0.5 + (1.0 / n) * (1 << 22))
+        s = np.arange(0, 255 * n + 1, dtype=np.int64)
+        pillow = np.clip((2**21 + k * s) >> 22, 0, 255)
+        bias = 0.5 + (0.25 if k * n >= 1 << 22 else -0.25) / n
+        assert np.array_equal(np.floor(s / n + bias), pillow), n
+        f32 = np.floor(s.astype(np.float32) * np.float32(1.0 / n) + np.float32(bias))
+        assert np.array_equal(f32, pillow), n
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pixelate_equals_pillow_where_box_windows_skip_or_overlap(dtype: torch.dtype) -> None:
+    """Pillow's float window bounds skip input pixels (33 -> 26) or share one (15 -> 14)."""
+    from PIL import Image
+
+    img = np.random.default_rng(5).integers(0, 256, (15, 33, 3), dtype=np.uint8)
+    for preset, severity in (("tinyimagenet", 2), ("cifar", 1)):
+        c = pixelate_mod.TABLES[preset][severity - 1]
+        small = Image.fromarray(img).resize((int(33 * c), int(15 * c)), Image.BOX)
+        ref = np.asarray(small.resize((33, 15), Image.NEAREST)).astype(np.int64)
+        ours = augrobust.corrupt(_to_tensor(img, dtype), "pixelate", severity, preset=preset)
+        np.testing.assert_array_equal(np.round(ours.permute(1, 2, 0).double().numpy() * 255), ref)
+
+
 @pytest.mark.parametrize("name", DIGITAL)
 @pytest.mark.parametrize("preset", ["imagenet", "cifar", "tinyimagenet", "inception"])
 @pytest.mark.parametrize("reference", ["imagecorruptions", "hendrycks"])

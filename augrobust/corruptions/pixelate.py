@@ -7,21 +7,22 @@ Reference: ``imagecorruptions.corruptions.pixelate``: ``img.resize((int(W c), in
 
 Exactness: Pillow resamples 8-bit images in fixed point: per output pixel ``k = round(2**22 / n)`` for a
 window of ``n`` input pixels (BOX weights are 0 or 1, normalised), ``out = (2**21 + k * sum) >> 22``
-clipped to 0..255, horizontal pass first, rounding to uint8 between the passes. This kernel reproduces
-that arithmetic (sums as a 0/1 matmul, exact in float32; the fixed-point step in float64, exact), so
-the result is bit-identical to Pillow. Pillow's NEAREST maps output ``x`` to ``int(x0 + x a)``
+clipped to 0..255, horizontal pass first, rounding to uint8 between the passes. That equals
+``floor(sum / n + 1/2 +- 1/(4n))`` (the sign says how ``k`` was rounded, which decides ties): an
+``index_add`` of each window (Pillow's downscale windows partition the input; integer sums, exact), a
+multiply-add and a floor, exact in float32 and float64 (the margin ``1/(4n)`` dwarfs the rounding
+error), so the result is bit-identical to Pillow. Pillow's NEAREST maps output ``x`` to ``int(x0 + x a)``
 with the position accumulated in double precision, and BOX upsampling picks one input pixel per
 output pixel; both are index gathers. The float input is quantised to uint8 with ``round(255 x)`` (the
 reference receives uint8 images; ``k / 255`` round-trips exactly).
 
-Mixed severities: the downscaled sizes differ per severity, so the five severities' weight tables are
-padded to the largest size with zero rows and gathered per sample (no host sync).
+Mixed severities: the downscaled sizes differ per severity, so the batch is grouped by severity with one
+host sync (the group sizes); each group is processed in cache-sized chunks.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
@@ -89,27 +90,71 @@ def _box_upsample_index(in_size: int, out_size: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=64)
-def _tables(size: int, factors: tuple[float, ...], upsample: str) -> tuple[torch.Tensor, ...]:
-    """Per-severity padded tables for one axis: 0/1 window matrix, weights, upsampling index."""
-    smalls = [max(1, int(size * c)) for c in factors]
-    n_max = max(smalls)
-    windows = torch.zeros(len(factors), n_max, size, dtype=torch.float32)
-    weights = torch.zeros(len(factors), n_max, dtype=torch.float64)
-    index = torch.zeros(len(factors), size, dtype=torch.long)
-    for s, small in enumerate(smalls):
-        wins, ks = pillow_box_weights(size, small)
-        for o, (taps, k) in enumerate(zip(wins, ks)):
-            windows[s, o, taps] = 1.0
-            weights[s, o] = k
-        up = pillow_nearest_index(small, size) if upsample == "nearest" else _box_upsample_index(small, size)
-        index[s] = torch.tensor(up)
-    return windows, weights, index
+def _axis_tables(in_size: int, small: int, upsample: str) -> tuple[torch.Tensor, ...]:
+    """One axis at one downscaled size: window of each input pixel, ``1 / n``, bias, upsampling index.
+
+    The window sums are ``index_add`` over the owner index of each input pixel (exact: integers). Pillow's fixed point ``(2**21 + k s) >> 22`` with
+    ``k = round(2**22 / n)`` equals ``floor(s / n + 1/2)`` for an integer window sum ``s <= 255 n``
+    (``n < 128``), except that a tie (``s / n + 1/2`` an integer) rounds down where ``k < 2**22 / n``.
+    Both cases are ``floor(s / n + 1/2 +- 1/(4n))``, which keeps a margin of ``1/(4n)`` from every
+    integer, far above float32's rounding of ``s * (1 / n)``.
+    """
+    windows, weights = pillow_box_weights(in_size, small)
+    # Pillow's float window bounds can skip an input pixel or give it to two windows (e.g. 33 -> 26,
+    # 15 -> 14): one owner row per layer of overlap, with ``small`` as a discarded column.
+    owners = [[small] * in_size]
+    inverse = torch.zeros(small, dtype=torch.float64)
+    bias = torch.zeros(small, dtype=torch.float64)
+    for o, (taps, k) in enumerate(zip(windows, weights)):
+        n = len(taps)
+        if not 0 < n < 128:
+            raise ValueError(f"pixelate: {in_size} -> {small} has a window of {n} pixels (exact for 1..127)")
+        for tap in taps:
+            layer = next((row for row in owners if row[tap] == small), None)
+            if layer is None:
+                layer = [small] * in_size
+                owners.append(layer)
+            layer[tap] = o
+        inverse[o] = 1.0 / n
+        bias[o] = 0.5 + (0.25 if k * n >= 1 << _PRECISION_BITS else -0.25) / n
+    if upsample == "nearest":
+        index = pillow_nearest_index(small, in_size)
+    else:
+        index = _box_upsample_index(small, in_size)
+    return torch.tensor(owners), inverse, bias, torch.tensor(index)
 
 
-def _fixed_point(sums: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``clip((2**21 + k * sum) >> 22, 0, 255)`` exactly (float64 holds the 30-bit products)."""
-    out = sums.double().mul_(weights).add_(1 << (_PRECISION_BITS - 1)).div_(1 << _PRECISION_BITS)
-    return out.floor_().clamp_(0.0, 255.0)
+#: Float elements per chunk: small enough that the chunk's temporaries stay in cache (fresh large
+#: allocations cost a page-fault pass each on the CPU).
+_CHUNK_ELEMENTS = 1 << 18
+
+
+def _pixelate_group(
+    x: torch.Tensor, out: torch.Tensor, h_tab: tuple[torch.Tensor, ...], w_tab: tuple[torch.Tensor, ...]
+) -> None:
+    """Pixelate ``x`` (one severity) into ``out`` (same shape), chunk by chunk."""
+    b, c, h, w = x.shape
+    dtype = out.dtype
+    owner_w, inv_w, bias_w, idx_w = (t.to(x.device, dtype if t.is_floating_point() else None) for t in w_tab)
+    owner_h, inv_h, bias_h, idx_h = (t.to(x.device, dtype if t.is_floating_point() else None) for t in h_tab)
+    inv_h, bias_h = inv_h.view(-1, 1), bias_h.view(-1, 1)
+    step = max(1, _CHUNK_ELEMENTS // (c * h * w))
+    for start in range(0, b, step):
+        chunk = x[start : start + step]
+        k = chunk.shape[0]
+        pixels = chunk.contiguous().to(dtype).mul(255.0).round_().clamp_(0.0, 255.0)
+        # Horizontal pass, then vertical (Pillow's order), each rounded to integers (see _axis_tables).
+        sums = pixels.new_zeros(k * c * h, inv_w.shape[0] + 1)
+        for owner in owner_w:
+            sums.index_add_(1, owner, pixels.view(k * c * h, w))  # uint8 values; 2-D is torch's fast path
+        small = torch.addcmul(bias_w, sums[:, :-1], inv_w).floor_().view(k * c, h, -1)
+        sums = small.new_zeros(k * c, inv_h.shape[0] + 1, small.shape[2])
+        for owner in owner_h:
+            sums.index_add_(1, owner, small)
+        small = torch.addcmul(bias_h, sums[:, :-1], inv_h).floor_().div_(255.0)
+        # Upsampling picks one pixel per output position: two index selects, the last one into ``out``.
+        rows = small.index_select(1, idx_h).view(k * c * h, -1)
+        torch.index_select(rows, 1, idx_w, out=out[start : start + k].view(k * c * h, w))
 
 
 def pixelate(
@@ -127,21 +172,26 @@ def pixelate(
     b, c, h, w = x.shape
     factors = tuple(TABLES.get(preset, TABLES["imagenet"]))
     upsample = "box" if reference == "hendrycks" else "nearest"
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    out = torch.empty(x.shape, dtype=dtype, device=x.device)
+    # Downscaled sizes differ per severity: group by severity, with one host sync for the group sizes.
     row = severity.long() - 1
-    win_h, k_h, idx_h = (t.to(x.device) for t in _tables(h, factors, upsample))
-    win_w, k_w, idx_w = (t.to(x.device) for t in _tables(w, factors, upsample))
-    dtype = torch.float32 if x.dtype != torch.float64 else torch.float64
-    pixels = x.to(dtype).mul(255.0).round_().clamp_(0.0, 255.0)
-    # Horizontal pass, then vertical (Pillow's order), each rounded to uint8 values.
-    sums = torch.matmul(pixels, win_w[row].to(dtype).transpose(1, 2).unsqueeze(1))  # (B, C, H, w')
-    small = _fixed_point(sums, k_w[row].view(b, 1, 1, -1)).to(dtype)
-    sums = torch.matmul(win_h[row].to(dtype).unsqueeze(1), small)  # (B, C, h', w')
-    small = _fixed_point(sums, k_h[row].view(b, 1, -1, 1)).to(x.dtype)
-    # Upsampling picks one pixel per output position: two gathers.
-    rows = idx_h[row].view(b, 1, h, 1).expand(b, c, h, small.shape[-1])
-    out = small.gather(2, rows)
-    cols = idx_w[row].view(b, 1, 1, w).expand(b, c, h, w)
-    return out.gather(3, cols).div_(255.0)
+    counts = torch.bincount(row, minlength=len(factors)).tolist()
+    order = torch.argsort(row, stable=True) if max(counts) < b else None
+    first = 0
+    for s, count in enumerate(counts):
+        if count == 0:
+            continue
+        tables = [_axis_tables(size, max(1, int(size * factors[s])), upsample) for size in (h, w)]
+        if order is None:
+            _pixelate_group(x, out, *tables)
+        else:
+            members = order[first : first + count]
+            group = torch.empty((count, c, h, w), dtype=dtype, device=x.device)
+            _pixelate_group(x.index_select(0, members), group, *tables)
+            out.index_copy_(0, members, group)
+        first += count
+    return out.to(x.dtype)
 
 
 SPEC = register(CorruptionSpec(name="pixelate", apply=pixelate, per_channel=True))
