@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> dict:
                 "eval_seconds": time.perf_counter() - t0 - train_s,
             }
             results[label].append(row)
+            # One JSON line per finished run: a long job interrupted midway keeps what it finished.
+            partial = Path(args.out).with_suffix(".partial.jsonl")
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "a") as f:
+                f.write(json.dumps({"label": label, **row}) + "\n")
             print(
                 f"seed {seed} {label:10s} clean {100 * row['clean_acc']:.1f} mCA {100 * row['mean_corruption_acc']:.1f}"
                 f" (train {train_s:.0f}s, eval {row['eval_seconds']:.0f}s)",
