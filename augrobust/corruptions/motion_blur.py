@@ -39,6 +39,7 @@ __all__ = [
     "TABLES",
     "motion_blur",
     "motion_blur_batch",
+    "motion_blur_fft",
     "motion_blur_kernels",
     "motion_blur_shifts",
     "motion_blur_taps",
@@ -57,6 +58,10 @@ TABLES: dict[str, tuple[tuple[int, float], ...]] = {
 # Elements per chunk of the batch: the 2r+1 passes over a chunk stay in cache (measured ~5x faster
 # than whole-batch passes at 64x3x224x224); the chunking depends on the shape only, no host sync.
 _CHUNK_ELEMENTS = 1 << 20
+
+# Below this many pixels per image the gathers are as fast as the FFT (measured at 32 px, where the
+# FFT pads a 32 px image to 94 px), so the float32 FFT path starts here.
+_FFT_MIN_PIXELS = 64 * 64
 
 
 @functools.lru_cache(maxsize=64)
@@ -195,6 +200,56 @@ def motion_blur_taps(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor,
     return out.view(b, c, h, w)
 
 
+def motion_blur_fft(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """The same blur as :func:`motion_blur_taps`, computed by FFT (the fast float32 formulation).
+
+    Exact in maths, not in rounding: the kept taps of each sample are scattered into one sparse 2-D
+    kernel (taps that share a shift add up), and the edge-replicated image is correlated with it by
+    ``rfft2`` / ``irfft2``. The cost no longer grows with the tap count: one forward transform per
+    image and per kernel, one inverse per image, in cache-sized chunks of the batch, no host sync.
+    In float32 the result is within ~1e-6 (relative to the value range) of the tap-order sum.
+
+    Args:
+        x: ``(B, C, H, W)`` float tensor.
+        kernel: ``(B, T)`` weights (rows of :func:`motion_blur_kernels`), zero beyond each width.
+        width: ``(B,)`` kernel widths ``2 * radius + 1``.
+        angle: ``(B,)`` angles in degrees.
+
+    Returns:
+        The blurred batch, same shape and dtype (not clipped).
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> k = motion_blur_kernels([(3, 1.0), (3, 1.0)])
+        >>> args = (k, torch.tensor([7, 7]), torch.tensor([10.0, -40.0]))
+        >>> torch.allclose(motion_blur_fft(x, *args), motion_blur_taps(x, *args), atol=1e-5)
+        True
+    """
+    from augrobust.corruptions.defocus_blur import _fft_size
+
+    b, c, h, w = x.shape
+    taps = kernel.shape[1]
+    sy, sx, keep = motion_blur_shifts(angle.to(x.device), width.to(x.device), taps, h, w)
+    weights = torch.where(keep, kernel.to(device=x.device, dtype=x.dtype), 0.0)
+    py, px = min(taps - 1, h - 1), min(taps - 1, w - 1)  # the longest shift kept (see motion_blur_taps)
+    kh, kw = 2 * py + 1, 2 * px + 1
+    fh, fw = _fft_size(h + 2 * py), _fft_size(w + 2 * px)
+    # Convolving with the flipped kernel is the correlation: tap (sy, sx) sits at (py - sy, px - sx).
+    where = (py - sy.clamp(-py, py)) * kw + (px - sx.clamp(-px, px))
+    sparse = torch.zeros(b, kh * kw, dtype=x.dtype, device=x.device).scatter_add_(1, where, weights)
+    sparse = sparse.view(b, 1, kh, kw)
+    out = torch.empty(b, c, h, w, dtype=x.dtype, device=x.device)
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, (c + 1) * fh * fw))
+    for start in range(0, b, chunk):  # fixed by the shape: no sync
+        stop = min(b, start + chunk)
+        padded = F.pad(x[start:stop], (px, px, py, py), mode="replicate")
+        spectrum = torch.fft.rfft2(padded, s=(fh, fw))
+        spectrum.mul_(torch.fft.rfft2(sparse[start:stop], s=(fh, fw)))
+        full = torch.fft.irfft2(spectrum, s=(fh, fw))
+        out[start:stop] = full[..., kh - 1 : kh - 1 + h, kw - 1 : kw - 1 + w]
+    return out
+
+
 def motion_blur_batch(
     x: torch.Tensor, radius: torch.Tensor, sigma: torch.Tensor, angle: torch.Tensor
 ) -> torch.Tensor:
@@ -290,7 +345,16 @@ def motion_blur(
     sev = severity.long() - 1
     kernel = table.to(x.device)[sev]
     width = torch.tensor([2 * r + 1 for r, _ in rows], device=x.device)[sev]
-    blurred = motion_blur_taps(x * 255.0, kernel, width, params["angle"].to(x.device)).clamp_(0.0, 255.0)
+    angle = params["angle"].to(x.device)
+    if x.dtype != torch.float64 and x.shape[-2] * x.shape[-1] >= _FFT_MIN_PIXELS:
+        # float32 (and lower): the FFT formulation, one transform per image whatever the tap count
+        # (~3x faster than the 41 gathers at 224 px); within 1 grey level of the reference (tests
+        # assert it). float64 keeps the exact tap order; small images keep the (as fast) gathers.
+        blurred = motion_blur_fft(x, kernel, width, angle).clamp_(0.0, 1.0)
+        if reference == "hendrycks":
+            blurred = blurred.mul_(255.0).round_().div_(255.0)
+        return blurred
+    blurred = motion_blur_taps(x * 255.0, kernel, width, angle).clamp_(0.0, 255.0)
     if reference == "hendrycks":
         blurred = blurred.round_()  # ImageMagick writes the blur back as 8-bit (nearest grey level)
     return unit_scale_keeping_floor(blurred)
