@@ -14,7 +14,12 @@ from __future__ import annotations
 import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register
-from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
+from augrobust.functional.filters import (
+    banded_nearest_matrices,
+    filter_with_banded_matrices,
+    gaussian_kernels,
+    separable_filter_nearest,
+)
 
 __all__ = ["TABLES", "gaussian_blur"]
 
@@ -29,6 +34,19 @@ TABLES: dict[str, tuple[float, ...]] = {
 # SciPy's kernels for each table row, zero-padded to the widest of the preset, so that a batch mixing
 # severities is one filter call with per-sample weights and no host sync (zero taps change nothing).
 _KERNELS: dict[str, torch.Tensor] = {preset: gaussian_kernels(sigmas) for preset, sigmas in TABLES.items()}
+
+# The float32 path's banded (n, n) matrices, one per severity, per (preset, n, dtype, device): built
+# once, then gathered per sample (no host sync, no per-call construction).
+_MATRICES: dict[tuple[str, int, torch.dtype, str], torch.Tensor] = {}
+
+
+def _matrices(preset: str, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    key = (preset, n, dtype, str(device))
+    if key not in _MATRICES:
+        if len(_MATRICES) > 64:
+            _MATRICES.clear()
+        _MATRICES[key] = banded_nearest_matrices(_KERNELS[preset].to(device=device, dtype=dtype), n)
+    return _MATRICES[key]
 
 
 def gaussian_blur(
@@ -52,8 +70,14 @@ def gaussian_blur(
         >>> gaussian_blur(x, torch.tensor([1, 5]), {}, preset="imagenet", reference="imagecorruptions").shape
         torch.Size([2, 3, 32, 32])
     """
-    table = _KERNELS.get(preset, _KERNELS["imagenet"]).to(device=x.device, dtype=x.dtype)
-    return separable_filter_nearest(x, table[severity - 1]).clamp_(0.0, 1.0)
+    preset = preset if preset in _KERNELS else "imagenet"
+    if x.dtype == torch.float64:  # SciPy's accumulation order: bit-identical
+        table = _KERNELS[preset].to(device=x.device, dtype=x.dtype)
+        return separable_filter_nearest(x, table[severity - 1]).clamp_(0.0, 1.0)
+    index = severity.to(x.device) - 1
+    rows = _matrices(preset, x.shape[-2], x.dtype, x.device)[index]
+    cols = _matrices(preset, x.shape[-1], x.dtype, x.device)[index]
+    return filter_with_banded_matrices(x, rows, cols).clamp_(0.0, 1.0)
 
 
 SPEC = register(CorruptionSpec(name="gaussian_blur", apply=gaussian_blur, per_channel=True))

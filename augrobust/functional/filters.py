@@ -34,10 +34,12 @@ import torch
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = [
+    "banded_nearest_matrices",
     "gaussian_blur_nearest",
     "gaussian_kernel1d",
     "gaussian_kernels",
     "gaussian_radius",
+    "filter_with_banded_matrices",
     "separable_filter_nearest",
 ]
 
@@ -133,6 +135,45 @@ def _banded_matrix(weights: torch.Tensor, n: int) -> torch.Tensor:
     cols = (rows + taps).clamp_(0, n - 1).expand(b, n, k)  # edge taps pile up on columns 0 and n-1
     matrix = torch.zeros(b, n, n, dtype=weights.dtype, device=weights.device)
     return matrix.scatter_add_(2, cols, weights.view(b, 1, k).expand(b, n, k))
+
+
+def banded_nearest_matrices(weights: torch.Tensor, n: int) -> torch.Tensor:
+    """The ``"matmul"`` method's matrices: ``(M[b] @ v)[i] = sum_k w[b, k] v[clamp(i + k - R, 0, n - 1)]``.
+
+    Callers with a fixed kernel table build these once per size (e.g. one per severity) and pass
+    gathered rows to :func:`filter_with_banded_matrices`, skipping the per-call construction.
+
+    Args:
+        weights: ``(S, 2R + 1)`` kernels.
+        n: length of the filtered axis.
+
+    Returns:
+        ``(S, n, n)`` matrices in ``weights``' dtype and device.
+
+    Example:
+        >>> m = banded_nearest_matrices(gaussian_kernels([1.0]), 5)
+        >>> m.shape, [round(float(v), 12) for v in m.sum(-1)[0]]
+        (torch.Size([1, 5, 5]), [1.0, 1.0, 1.0, 1.0, 1.0])
+    """
+    return _banded_matrix(weights, n)
+
+
+def filter_with_banded_matrices(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Apply per-sample banded matrices along H (``rows``, ``(B, H, H)``) then W (``cols``, ``(B, W, W)``).
+
+    Same result as ``separable_filter_nearest(x, weights, method="matmul")`` when ``rows`` and ``cols``
+    are :func:`banded_nearest_matrices` of ``weights``.
+
+    Example:
+        >>> x = torch.rand(2, 3, 6, 7)
+        >>> w = gaussian_kernels([1.0, 0.5]).float()
+        >>> y = filter_with_banded_matrices(x, banded_nearest_matrices(w, 6), banded_nearest_matrices(w, 7))
+        >>> torch.allclose(y, separable_filter_nearest(x, w, method="matmul"))
+        True
+    """
+    b, c, h, w = x.shape
+    y = torch.matmul(rows.unsqueeze(1), x)
+    return torch.bmm(y.reshape(b, c * h, w), cols.transpose(1, 2)).view(b, c, h, w)
 
 
 def _filter_matmul(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
