@@ -299,34 +299,43 @@ _FULL_STEPS = 8
 _MAX_CPU_STEPS = 64
 
 
-def _split_sums(t_sat: torch.Tensor, packed: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """At ``t``: the slope ``A`` (sum of ``d^2`` over unsaturated coordinates) and the offset ``R`` (sum of
-    ``r^2`` over saturated ones), each ``(B, 1)``.
+class _PiecewiseNorm:
+    """The clipped squared norm ``f(t) = sum_i min(t d_i^2, r_i^2)`` of a batch, for Newton's method.
 
-    One batched matrix product of the two float masks with the packed ``(d^2, r^2)`` columns reads each value
-    once and writes no image-sized temporary (``torch.where(...).sum()`` costs about three times as much on
-    the CPU). ``R`` is summed directly, not as a difference, so it keeps full relative precision when small.
+    Holds the columns ``(d^2, r^2)`` as a ``(B, 2, D)`` tensor, the saturation points ``t_i = r_i^2 / d_i^2``
+    and reusable mask buffers, so that an iteration allocates nothing image-sized.
     """
-    active = t_sat > t
-    masks = torch.stack([active, ~active], dim=1).to(packed.dtype)
-    sums = torch.bmm(masks, packed)
-    return sums[:, 0, :1], sums[:, 1, 1:]
 
+    def __init__(self, columns: torch.Tensor, t_sat: torch.Tensor) -> None:
+        self.columns, self.t_sat = columns, t_sat
+        self._masks = torch.empty_like(columns)
 
-def _newton(
-    t_sat: torch.Tensor, packed: torch.Tensor, target: torch.Tensor, t: torch.Tensor, steps: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Iterate ``t <- (target - R(t)) / A(t)``; returns ``t`` and the slope ``A`` and offset ``R`` at it."""
-    stop_early = t.device.type == "cpu"
-    tiny = torch.finfo(t.dtype).tiny
-    slope = offset = t
-    for _ in range(steps):
-        slope, offset = _split_sums(t_sat, packed, t)
-        t_next = (target - offset) / slope.clamp_min(tiny)
-        if stop_early and torch.equal(t_next, t):
-            break
-        t = t_next
-    return t, slope, offset
+    def split_sums(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """At ``t``: the slope ``A`` (sum of ``d^2`` over unsaturated coordinates) and the offset ``R`` (sum of
+        ``r^2`` over saturated ones), each ``(B, 1)``.
+
+        One batched matrix product of the two float masks with the two columns reads each value once (about a
+        third of the cost of ``torch.where(...).sum()`` twice on the CPU). ``R`` is summed directly, not as a
+        difference, so it keeps full relative precision when small.
+        """
+        # Comparisons write float masks directly; a nan t_i (d_i = r_i = 0) lands in neither, which is right.
+        torch.gt(self.t_sat, t, out=self._masks[:, 0])
+        torch.le(self.t_sat, t, out=self._masks[:, 1])
+        sums = torch.bmm(self._masks, self.columns.transpose(1, 2))
+        return sums[:, 0, 0:1], sums[:, 1, 1:2]
+
+    def newton(self, target: torch.Tensor, t: torch.Tensor, steps: int) -> tuple[torch.Tensor, ...]:
+        """Iterate ``t <- (target - R(t)) / A(t)``; returns ``t`` and ``A``, ``R`` at it."""
+        stop_early = t.device.type == "cpu"
+        tiny = torch.finfo(t.dtype).tiny
+        slope = offset = t
+        for _ in range(steps):
+            slope, offset = self.split_sums(t)
+            t_next = (target - offset) / slope.clamp_min(tiny)
+            if stop_early and torch.equal(t_next, t):
+                break
+            t = t_next
+        return t, slope, offset
 
 
 def calibrate_l2(
@@ -369,28 +378,36 @@ def calibrate_l2(
 
     with torch.no_grad():
         target = eps_t.detach() ** 2
-        room = torch.where(df >= 0, 1.0 - xf, xf)
-        packed = torch.empty((*xf.shape, 2), dtype=work, device=x.device)  # (d^2, r^2) side by side
-        d2, r2 = packed[..., 0], packed[..., 1]
+        columns = torch.empty((batch, 2, xf.shape[1]), dtype=work, device=x.device)
+        d2, r2 = columns[:, 0], columns[:, 1]
         torch.mul(df, df, out=d2)
+        # Distance to the bound the direction points at: 1 - x where d > 0, x where d < 0 (0.5 + (0.5 - x)
+        # * sign(d); where d = 0 the value is irrelevant, d^2 = 0). Plain arithmetic beats torch.where here.
+        room = torch.addcmul(torch.full_like(xf[:1], 0.5), 0.5 - xf, torch.sign(df))
         torch.mul(room, room, out=r2)
+        del room
         t_sat = r2 / d2  # d == 0: inf (never saturates, adds 0) or nan (never counted, adds 0)
+        f = _PiecewiseNorm(columns, t_sat)
         # Only coordinates the direction moves (finite t_sat) can add to the norm.
-        _, reachable = _split_sums(t_sat, packed, torch.full_like(target, torch.finfo(work).max))
+        _, reachable = f.split_sums(torch.full_like(target, torch.finfo(work).max))
         saturated = reachable < target
         size = xf.shape[1]
         stride = max(1, size // _SUBSAMPLE)
         t = torch.zeros_like(target)
         if stride > 1:
-            sub_t, sub_packed = t_sat[:, ::stride].contiguous(), packed[:, ::stride].contiguous()
-            share = sub_t.shape[1] / size
-            t, _, _ = _newton(sub_t, sub_packed, target * share, t, _SUB_STEPS)
+            sub = _PiecewiseNorm(columns[:, :, ::stride].contiguous(), t_sat[:, ::stride].contiguous())
+            t, _, _ = sub.newton(target * (sub.t_sat.shape[1] / size), t, _SUB_STEPS)
         steps = _MAX_CPU_STEPS if x.device.type == "cpu" else _FULL_STEPS
-        t, slope, offset = _newton(t_sat, packed, target, t, steps)
-        active = t_sat > t
-        t_max = torch.nan_to_num(t_sat, nan=0.0, posinf=0.0).amax(1, keepdim=True)
+        t, slope, offset = f.newton(target, t, steps)
+        if x.device.type != "cpu" or bool(saturated.any()):  # only saturated rows need the largest t_i
+            t_max = torch.nan_to_num(t_sat, nan=0.0, posinf=0.0).amax(1, keepdim=True)
+        else:
+            t_max = t
+        needs_grad = df.requires_grad or eps_t.requires_grad
+        active = (t_sat > t) if needs_grad else None
+        del f, t_sat, columns
 
-    if df.requires_grad or eps_t.requires_grad:  # the closed form on the converged piece, with gradients
+    if needs_grad:  # the closed form on the converged piece, with gradients
         slope = (active.to(work) * df * df).sum(1, keepdim=True)
         t = (eps_t**2 - offset) / slope.clamp_min(torch.finfo(work).tiny)
     t = torch.where(saturated, t_max, t).clamp_min(0.0)
