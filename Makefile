@@ -3,14 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# kornia 0.8.x beside the pinned 0.9 (shadowing it through PYTHONPATH): the adapter is tested on both minors.
+KORNIA08 := $(VENV)/kornia08
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast test-kornia08 bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps --target $(KORNIA08) "kornia==0.8.3"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,14 +21,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/augrobust demo --out demo.png
 
+# Everything, slow tests included (CI runs this): doctests, contract, properties, fidelity, trainer.
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --doctest-modules augrobust tests
+	$(MAKE) test-kornia08
+
+test-kornia08: $(STAMP)
+	PYTHONPATH=$(KORNIA08) $(PY) -m pytest -n 2 -q tests/test_contract.py -m "not slow" -p no:cacheprovider
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 -m "not slow" tests
 
 bench: $(STAMP)
-	$(VENV)/bin/augrobust bench
+	$(VENV)/bin/augrobust bench --markdown benchmarks/results/latest.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo.png

@@ -39,8 +39,12 @@ def load_imagecorruptions() -> ModuleType:
         return original(*args, **kwargs)
 
     skimage.filters.gaussian = gaussian
-    import imagecorruptions
-    from imagecorruptions import corruptions
+    import warnings
+
+    with warnings.catch_warnings():  # its pkg_resources import warns on every current setuptools
+        warnings.simplefilter("ignore")
+        import imagecorruptions
+        from imagecorruptions import corruptions
 
     corruptions.gaussian = gaussian  # the module bound the name before the shim
     _LOADED = imagecorruptions
