@@ -161,6 +161,19 @@ def test_torchvision_jpeg_equals_pillow(quality: int) -> None:
         np.testing.assert_array_equal(ours.permute(1, 2, 0).numpy(), ref)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_jpeg_float_round_trip_equals_uint8_round_trip(dtype: torch.dtype) -> None:
+    """The chunked float path is exactly ``jpeg_roundtrip(round(255 x)) / 255`` in the input's dtype."""
+    from augrobust.functional.jpeg import jpeg_roundtrip, jpeg_roundtrip_float, quantize_uint8
+
+    x = torch.rand(7, 3, 40, 56, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    x = torch.cat([x, torch.from_numpy(photo("coffee", (40, 56))).permute(2, 0, 1)[None].to(dtype) / 255])
+    quality = torch.tensor([7, 25, 7, 80, 15, 40, 25, 10])
+    y = jpeg_roundtrip_float(x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2), quality)  # any strides
+    assert y.dtype == dtype and y.is_contiguous()
+    assert torch.equal(y, jpeg_roundtrip(quantize_uint8(x), quality).to(dtype) / 255)
+
+
 @pytest.mark.parametrize("preset", ["imagenet", "cifar", "tinyimagenet", "inception"])
 @pytest.mark.parametrize("size", [(224, 224), (32, 32), (96, 160)])
 def test_pixelate_hendrycks_equals_pillow_box_box(preset: str, size: tuple[int, int]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
-from augrobust.functional.jpeg import jpeg_roundtrip, jpeg_roundtrip_differentiable, quantize_uint8
+from augrobust.functional.jpeg import jpeg_roundtrip_differentiable, jpeg_roundtrip_float
 
 __all__ = ["TABLES", "jpeg_compression"]
 
@@ -51,8 +51,7 @@ def jpeg_compression(
     quality = severity_table(TABLES, preset, severity, dtype=torch.long)
     if differentiable:
         return jpeg_roundtrip_differentiable(x, quality)
-    coded = jpeg_roundtrip(quantize_uint8(x), quality)
-    return coded.to(x.dtype).div_(255.0)
+    return jpeg_roundtrip_float(x, quality)
 
 
 SPEC = register(CorruptionSpec(name="jpeg_compression", apply=jpeg_compression))
