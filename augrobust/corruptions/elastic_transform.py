@@ -17,6 +17,12 @@ fractions of 244 (ImageNet, "244 should have been 224"), 32 (CIFAR), 64 (Tiny Im
 Smoothing is two matmuls with banded ``(n, n)`` Gaussian matrices that fold the reflection in, so huge
 sigmas (170 px at hendrycks severity 1) cost the same as small ones. Mixed severities: the smoothing
 matrices are built for the five severities and gathered per sample.
+
+Precision: float64 input follows the reference's arithmetic (float64 smoothing, float32 fields, float64
+coordinates; bit-identical after the uint8 floor). Float32 input on the imagecorruptions algorithm takes
+a fast path: float32 smoothing matmuls and ``grid_sample`` (reflection about the image edges, the same
+interpolant as SciPy's ``'reflect'``), in cache-sized chunks; values within ~1.5e-5 of the float64 path
+(at most 1 grey level on ~0.15 % of values after the floor, tested).
 """
 
 from __future__ import annotations
@@ -177,6 +183,48 @@ def _affine_warp(x: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
     return _bilinear(x, sy, sx, reflect101=True)
 
 
+#: Image elements per chunk of the float32 path (temporaries stay in cache).
+_CHUNK_ELEMENTS = 1 << 20
+
+
+def _elastic_float32(
+    image: torch.Tensor,
+    noise_x: torch.Tensor,
+    noise_y: torch.Tensor,
+    g_h: torch.Tensor,
+    g_w: torch.Tensor,
+    alpha: torch.Tensor,
+) -> torch.Tensor:
+    """Float32 imagecorruptions path: smoothing by two float32 matmuls, then ``grid_sample``.
+
+    ``grid_sample(padding_mode='reflection', align_corners=False)`` reflects the continuous coordinate
+    about the image edges (``-1/2``, ``n - 1/2``) and clips it: the same piecewise-linear interpolant
+    as SciPy's ``'reflect'`` (half-sample symmetric) extension, up to float32 rounding.
+    """
+    b, c, h, w = image.shape
+    out = torch.empty_like(image)
+    # Pixel centres in grid_sample's normalised coordinates, and the scale of one pixel times alpha.
+    base_x = torch.arange(w, dtype=torch.float32, device=image.device).mul_(2.0).add_(1.0).div_(w).sub_(1.0)
+    base_y = torch.arange(h, dtype=torch.float32, device=image.device).mul_(2.0).add_(1.0).div_(h).sub_(1.0)
+    step = max(1, _CHUNK_ELEMENTS // (c * h * w))
+    for start in range(0, b, step):
+        k = min(step, b - start)
+        fields = torch.empty(2, k, h, w, dtype=torch.float32, device=image.device)
+        fields[0].copy_(noise_x[start : start + k])
+        fields[1].copy_(noise_y[start : start + k])
+        smooth = torch.matmul(g_h, torch.mm(fields.view(2 * k * h, w), g_w.t()).view(2 * k, h, w))
+        # The reference casts alpha * smooth to float32; here everything is float32.
+        smooth = smooth.view(2, k, h, w).mul_(alpha[start : start + k].view(1, k, 1, 1))
+        grid = torch.empty(k, h, w, 2, dtype=torch.float32, device=image.device)
+        torch.add(base_x, smooth[0], alpha=2.0 / w, out=grid[..., 0])
+        torch.add(base_y.view(h, 1), smooth[1], alpha=2.0 / h, out=grid[..., 1])
+        sampled = torch.nn.functional.grid_sample(
+            image[start : start + k], grid, mode="bilinear", padding_mode="reflection", align_corners=False
+        )
+        out[start : start + k] = sampled.clamp_(0.0, 1.0)
+    return out
+
+
 def elastic_transform(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:
@@ -191,6 +239,12 @@ def elastic_transform(
     """
     b, _, h, w = x.shape
     row = severity.long() - 1
+    if x.dtype != torch.float64 and reference != "hendrycks":
+        alpha32 = severity_table(TABLES, "imagenet", severity, dtype=torch.float32)
+        g_h32 = _smoothing_matrices(h, (0.01 * h,), torch.float32, x.device)[0]
+        g_w32 = _smoothing_matrices(w, (0.01 * w,), torch.float32, x.device)[0]
+        noise_x, noise_y = params["noise_x"].to(x.device), params["noise_y"].to(x.device)
+        return _elastic_float32(x.to(torch.float32), noise_x, noise_y, g_h32, g_w32, alpha32).to(x.dtype)
     # The reference computes in float32 (the image) with float64 fields; float64 input stays float64.
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     image = x.float().to(work)  # the reference's image is float32
