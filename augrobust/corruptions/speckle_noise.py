@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.corruptions.gaussian_noise import sample_gaussian_noise_field
 
 __all__ = ["TABLES", "sample_speckle_noise_field", "speckle_noise"]
 
@@ -22,25 +23,8 @@ TABLES = {
 }
 
 
-def sample_speckle_noise_field(
-    shape: tuple[int, int, int, int],
-    severity: torch.Tensor,
-    *,
-    preset: str,
-    reference: str,
-    generator: torch.Generator | None,
-    device: torch.device,
-) -> dict[str, torch.Tensor]:
-    """A standard-normal field per image; the kernel scales it by the severity's sigma.
-
-    Example:
-        >>> import torch
-        >>> p = sample_speckle_noise_field((2, 3, 8, 8), torch.tensor([1, 5]), preset="imagenet",
-        ...                                reference="imagecorruptions", generator=None, device=torch.device("cpu"))
-        >>> tuple(p["noise"].shape)
-        (2, 3, 8, 8)
-    """
-    return {"noise": torch.randn(shape, generator=generator, device=device)}
+# The same standard-normal field as gaussian_noise; the kernel scales it by the severity's sigma.
+sample_speckle_noise_field = sample_gaussian_noise_field
 
 
 def speckle_noise(
