@@ -61,7 +61,17 @@ def _resnet18_cifar(num_classes: int) -> nn.Module:
 class _ResNet8(nn.Module):
     """A 3-stage CIFAR ResNet with one basic block per stage (widths 16/32/64, ~78k parameters).
 
-    Small enough to train in minutes on a CPU: used by the tests and the CPU end-to-end benchmark.
+    Small enough to train in minutes on a CPU: used by the tests and the CPU end-to-end benchmark
+    (SyntheticShapes to > 90 % clean accuracy in ~10 epochs). Two deliberate departures from the
+    ResNet-18 recipe, both measured on SyntheticShapes (5k images, 8 epochs, lr 0.05):
+
+    - stages 2 and 3 downsample with a 2x2 max-pool before a stride-1 block, not with stride-2 convs: a
+      stride-2 3x3 conv and its 1x1 stride-2 shortcut keep one pixel in four, which aliases fine textures
+      (SyntheticShapes' 3.5-5 px stripes / checkers / dots; CIFAR has such detail too) and left the strided
+      net at ~37 % train accuracy after 8 epochs, against 91 % with max-pool at the same cost;
+    - the last BN gamma of each block starts at 1, not 0: zero-init residuals help deep nets start as
+      near-identity maps, but with only three blocks it left the net training far slower (8 epochs:
+      23 % -> 74 % train accuracy without it, strided variant).
     """
 
     def __init__(self, num_classes: int, widths: Sequence[int] = (16, 32, 64)) -> None:
@@ -72,15 +82,12 @@ class _ResNet8(nn.Module):
         blocks: list[nn.Module] = []
         inplanes = widths[0]
         for i, planes in enumerate(widths):
-            stride = 1 if i == 0 else 2
+            if i:
+                blocks.append(nn.MaxPool2d(2))  # anti-aliased enough for 3-5 px textures; see the docstring
             downsample = None
-            if stride != 1 or inplanes != planes:
-                downsample = nn.Sequential(
-                    nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
-                )
-            block = BasicBlock(inplanes, planes, stride=stride, downsample=downsample)
-            nn.init.zeros_(block.bn2.weight)  # zero-init the residual branch, like resnet18_cifar
-            blocks.append(block)
+            if inplanes != planes:
+                downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, bias=False), nn.BatchNorm2d(planes))
+            blocks.append(BasicBlock(inplanes, planes, downsample=downsample))
             inplanes = planes
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
@@ -119,7 +126,8 @@ def build_model(
 
     Args:
         arch: a key of :data:`ARCHITECTURES`: ``"resnet18_cifar"`` (3x3 stem, no max-pool, zero-init last
-            BN gamma per block), ``"resnet8_cifar"`` (tiny, for CPU runs and tests) or a torchvision ResNet
+            BN gamma per block), ``"resnet8_cifar"`` (tiny, for CPU runs and tests: one block
+            per stage, max-pool downsampling, no zero-init; see ``_ResNet8``) or a torchvision ResNet
             name such as ``"resnet18"`` / ``"resnet50"`` (random init, ``weights=None``).
         num_classes: number of output logits (>= 2).
         mean: per-channel mean of the Normalize layer.
