@@ -338,3 +338,34 @@ def test_frost_resize_without_opencv_is_within_one_level(monkeypatch) -> None:
         for a, b in zip(a_list, b_list, strict=True):
             assert a.shape == b.shape
             assert (a.int() - b.int()).abs().max() <= 1
+
+
+def test_frost_dir_keyword_reads_textures_from_that_folder(tmp_path, monkeypatch):
+    import shutil
+
+    import augrobust
+    from augrobust.corruptions.frost import FROST_FILES
+
+    source = frost_module.frost_dir()
+    for name in FROST_FILES:
+        shutil.copy(source / name, tmp_path / name)
+    # Nothing else may be found: only the keyword can make this work.
+    monkeypatch.setattr(frost_module, "_installed_frost_dir", lambda: None)
+    monkeypatch.delenv("AUGROBUST_FROST_DIR", raising=False)
+    set_frost_dir(None)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(augrobust.AugrobustValueError, match="frost_dir=folder"):
+        augrobust.corrupt(x, "frost", 3)
+    g = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    y = augrobust.corrupt(x, "frost", 3, frost_dir=tmp_path, generator=g())
+    z = augrobust.Corruption("frost", 3, frost_dir=tmp_path)(x, generator=g())
+    r = augrobust.RandomCorruption(["frost"], 3, frost_dir=tmp_path)(x)
+    assert y.shape == z.shape == r.shape == x.shape
+    assert torch.equal(y, z)
+
+
+def test_frost_dir_keyword_with_a_missing_file_names_it(tmp_path):
+    import augrobust
+
+    with pytest.raises(augrobust.AugrobustValueError, match="frost1.png' does not exist"):
+        augrobust.corrupt(torch.rand(3, 32, 32), "frost", 1, frost_dir=tmp_path)

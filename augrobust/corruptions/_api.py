@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from augrobust._random import check_generator
@@ -60,6 +62,7 @@ def sample_corruption_params(
     reference: str = "imagecorruptions",
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    frost_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Draw the random parameters of a corruption for a batch of ``shape`` (``(B, C, H, W)``).
 
@@ -75,8 +78,9 @@ def sample_corruption_params(
     if spec.sample_params is None:
         return {}
     return spec.sample_params(
-        _working_shape(spec, shape), sev, preset=preset, reference=reference, generator=generator, device=device
-    )
+        _working_shape(spec, shape), sev, preset=preset, reference=reference, generator=generator, device=device,
+        **spec.options_for({"frost_dir": frost_dir}),
+    )  # fmt: skip
 
 
 def apply_corruption(
@@ -87,6 +91,7 @@ def apply_corruption(
     *,
     preset: str,
     reference: str,
+    options: dict[str, object] | None = None,
 ) -> torch.Tensor:
     """Run a kernel on a float batch of any supported channel count (1, 3 or 4).
 
@@ -96,16 +101,18 @@ def apply_corruption(
     if x.shape[0] == 0:  # nothing to corrupt; some building blocks (MKL FFT) reject empty batches
         return x.clone()
     if x.dtype in (torch.float16, torch.bfloat16):
-        return apply_corruption(spec, x.float(), severity, params, preset=preset, reference=reference).to(x.dtype)
+        out = apply_corruption(spec, x.float(), severity, params, preset=preset, reference=reference, options=options)
+        return out.to(x.dtype)
+    extra = spec.options_for(options)
     c = x.shape[1]
     if c == 3 or (c == 1 and spec.per_channel):
-        return spec.apply(x, severity, params, preset=preset, reference=reference)
+        return spec.apply(x, severity, params, preset=preset, reference=reference, **extra)
     if c == 1:
-        rgb = spec.apply(x.expand(-1, 3, -1, -1), severity, params, preset=preset, reference=reference)
+        rgb = spec.apply(x.expand(-1, 3, -1, -1), severity, params, preset=preset, reference=reference, **extra)
         luma = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
         return (rgb * luma).sum(dim=1, keepdim=True).clamp_(0.0, 1.0)
     # RGBA: corrupt the colour, keep the alpha channel as it is.
-    rgb = spec.apply(x[:, :3], severity, params, preset=preset, reference=reference)
+    rgb = spec.apply(x[:, :3], severity, params, preset=preset, reference=reference, **extra)
     return torch.cat([rgb, x[:, 3:]], dim=1)
 
 
@@ -118,6 +125,7 @@ def corrupt(
     reference: str = "imagecorruptions",
     generator: torch.Generator | None = None,
     params: dict[str, torch.Tensor] | None = None,
+    frost_dir: str | os.PathLike[str] | None = None,
 ) -> torch.Tensor:
     """Apply one ImageNet-C corruption to an image or a batch.
 
@@ -131,6 +139,8 @@ def corrupt(
         reference: ``"imagecorruptions"`` (default) or ``"hendrycks"`` where the two differ.
         generator: optional ``torch.Generator`` on the image's device.
         params: replay a draw from :func:`sample_corruption_params` instead of drawing.
+        frost_dir: folder with the frost textures (frost only; default: ``AUGROBUST_FROST_DIR``, then an
+            installed ``imagecorruptions``).
 
     Returns:
         The corrupted image, same shape, dtype and device. ``uint8`` results are floored as in
@@ -150,13 +160,14 @@ def corrupt(
     generator = check_generator(generator, x.device)
     sev = check_severity(severity, x.shape[0], x.device)
     xf = to_float(x)
+    options = {"frost_dir": frost_dir}
     if params is None:
         params = {}
         if spec.sample_params is not None:
             params = spec.sample_params(
                 _working_shape(spec, xf.shape), sev, preset=preset, reference=reference,
-                generator=generator, device=xf.device,
+                generator=generator, device=xf.device, **spec.options_for(options),
             )  # fmt: skip
-    out = apply_corruption(spec, xf, sev, params, preset=preset, reference=reference)
+    out = apply_corruption(spec, xf, sev, params, preset=preset, reference=reference, options=options)
     out = from_float(out, x)
     return out[0] if image.ndim == 3 else out

@@ -82,6 +82,8 @@ class CorruptionSpec:
             grayscale image is then corrupted as one channel. ``False`` (colour corruptions): grayscale
             is replicated to RGB, corrupted, and converted back with ITU-R 601 luma.
         min_size: smallest height and width the kernel supports.
+        options: extra keyword arguments the sampler and kernel accept (e.g. frost's ``frost_dir``); the
+            framework passes each one only to the corruptions that declare it.
     """
 
     name: str
@@ -89,6 +91,13 @@ class CorruptionSpec:
     sample_params: SampleFn | None = None
     per_channel: bool = False
     min_size: int = 8
+    options: tuple[str, ...] = ()
+
+    def options_for(self, options: dict[str, object] | None) -> dict[str, object]:
+        """The subset of ``options`` this corruption declares (``None`` values dropped)."""
+        if not options:
+            return {}
+        return {k: v for k, v in options.items() if k in self.options and v is not None}
 
 
 _REGISTRY: dict[str, CorruptionSpec] = {}

@@ -97,8 +97,8 @@ def _installed_frost_dir() -> Path | None:
     return None
 
 
-def frost_dir() -> Path:
-    """The folder the frost textures are read from.
+def frost_dir(folder: str | os.PathLike[str] | None = None) -> Path:
+    """The folder the frost textures are read from: ``folder`` if given, else the configured lookup.
 
     Raises:
         AugrobustValueError: no folder with the textures was given and no ``imagecorruptions`` is installed.
@@ -107,6 +107,8 @@ def frost_dir() -> Path:
         >>> frost_dir().name
         'frost'
     """
+    if folder is not None:
+        return Path(folder)
     if _user_dir is not None:
         return _user_dir
     env = os.environ.get(_ENV_VAR)
@@ -117,8 +119,9 @@ def frost_dir() -> Path:
         raise AugrobustValueError(
             "frost needs the ImageNet-C frost textures (frost1.png .. frost5.jpg), which augrobust does not "
             "ship. Either `pip install imagecorruptions==1.1.2` (augrobust reads its textures without "
-            "importing it), or put the files in a folder and call "
-            f"augrobust.corruptions.frost.set_frost_dir(folder) or set the environment variable {_ENV_VAR}."
+            "importing it), or put the files in a folder and pass frost_dir=folder (to augrobust.corrupt, "
+            "Corruption or RandomCorruption), call augrobust.corruptions.frost.set_frost_dir(folder), or set "
+            f"the environment variable {_ENV_VAR}."
         )
     return found
 
@@ -141,19 +144,19 @@ def _decode(path: Path) -> torch.Tensor:
     return data.view(rgb.height, rgb.width, 3).clone()
 
 
-def load_frost_textures() -> list[torch.Tensor]:
+def load_frost_textures(folder: str | os.PathLike[str] | None = None) -> list[torch.Tensor]:
     """The five selectable frost textures as uint8 ``(H, W, 3)`` RGB tensors (decoded once, cached).
 
     Example:
         >>> [tuple(t.shape) for t in load_frost_textures()]
         [(600, 900, 3), (315, 560, 3), (315, 560, 3), (350, 527, 3), (495, 660, 3)]
     """
-    folder = frost_dir()
-    key = str(folder.resolve())
+    path = frost_dir(folder)
+    key = str(path.resolve())
     with _lock:
         cached = _raw_cache.get(key)
         if cached is None:
-            cached = [_decode(folder / name) for name in FROST_FILES]
+            cached = [_decode(path / name) for name in FROST_FILES]
             _raw_cache[key] = cached
     return cached
 
@@ -231,8 +234,10 @@ def _resize_texture(
     return out.round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).contiguous()
 
 
-def _scaled_textures(h: int, w: int, preset: str, reference: str) -> list[torch.Tensor]:
-    raw = load_frost_textures()
+def _scaled_textures(
+    h: int, w: int, preset: str, reference: str, folder: str | os.PathLike[str] | None = None
+) -> list[torch.Tensor]:
+    raw = load_frost_textures(folder)
     scaled = []
     for tex in raw:
         th, tw = tex.shape[:2]
@@ -250,15 +255,18 @@ def _scaled_textures(h: int, w: int, preset: str, reference: str) -> list[torch.
     return scaled
 
 
-def _texture_stack(h: int, w: int, preset: str, reference: str, device: torch.device):
+def _texture_stack(
+    h: int, w: int, preset: str, reference: str, device: torch.device, folder: str | os.PathLike[str] | None = None
+):
     """``(5, Hmax, Wmax, 3)`` uint8 stack of rescaled textures on ``device`` and their ``(5, 2)`` sizes."""
     key_preset = preset if reference == "hendrycks" else "*"  # imagecorruptions ignores the preset here
-    key = (str(frost_dir().resolve()), reference, key_preset, h, w, str(device))
+    path = frost_dir(folder)
+    key = (str(path.resolve()), reference, key_preset, h, w, str(device))
     with _lock:
         hit = _scaled_cache.get(key)
     if hit is not None:
         return hit
-    scaled = _scaled_textures(h, w, preset, reference)
+    scaled = _scaled_textures(h, w, preset, reference, path)
     sizes = torch.tensor([t.shape[:2] for t in scaled], dtype=torch.long)
     if bool((sizes[:, 0] <= h).any()) or bool((sizes[:, 1] <= w).any()):
         smallest = tuple(int(v) - 1 for v in sizes.min(dim=0).values)
@@ -297,6 +305,7 @@ def sample_frost_crops(
     reference: str,
     generator: torch.Generator | None,
     device: torch.device,
+    frost_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Texture index uniform in 0..4, crop corner uniform over the reference's ``randint`` ranges.
 
@@ -308,7 +317,7 @@ def sample_frost_crops(
         ['left', 'texture', 'top']
     """
     b, _, h, w = shape
-    _, sizes = _texture_stack(h, w, preset, reference, device)
+    _, sizes = _texture_stack(h, w, preset, reference, device, frost_dir)
     texture = torch.randint(0, len(FROST_FILES), (b,), generator=generator, device=device)
     u = torch.rand((b, 2), generator=generator, device=device, dtype=torch.float64)
     span = (sizes[texture] - torch.tensor([h, w], device=device)).to(torch.float64)  # randint(0, span)
@@ -317,7 +326,13 @@ def sample_frost_crops(
 
 
 def frost(
-    x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
+    x: torch.Tensor,
+    severity: torch.Tensor,
+    params: dict[str, torch.Tensor],
+    *,
+    preset: str,
+    reference: str,
+    frost_dir: str | os.PathLike[str] | None = None,
 ) -> torch.Tensor:
     """Blend a crop of a frost texture over each image (batched gather; see the module docstring).
 
@@ -327,7 +342,7 @@ def frost(
         torch.Size([2, 3, 32, 32])
     """
     b, _, h, w = x.shape
-    stack, _ = _texture_stack(h, w, preset, reference, x.device)
+    stack, _ = _texture_stack(h, w, preset, reference, x.device, frost_dir)
     texture, top, left = (params[k].to(device=x.device, dtype=torch.long) for k in ("texture", "top", "left"))
     rows = (top.view(b, 1) + torch.arange(h, device=x.device)).view(b, h, 1)
     cols = (left.view(b, 1) + torch.arange(w, device=x.device)).view(b, 1, w)
@@ -357,4 +372,8 @@ def unit_from_255(v: torch.Tensor) -> torch.Tensor:
     return torch.where(y * 255 >= whole + 1, torch.nextafter(y, torch.zeros_like(y)), y)
 
 
-SPEC = register(CorruptionSpec(name="frost", apply=frost, sample_params=sample_frost_crops, per_channel=False))
+SPEC = register(
+    CorruptionSpec(
+        name="frost", apply=frost, sample_params=sample_frost_crops, per_channel=False, options=("frost_dir",)
+    )
+)

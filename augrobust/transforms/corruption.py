@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,8 @@ class Corruption(RobustAugmentation):
         severity: an int in 1..5, a ``(low, high)`` tuple drawn uniformly per sample, or a list.
         preset: severity table: ``"imagenet"`` (default), ``"tinyimagenet"``, ``"cifar"``, ``"inception"``.
         reference: ``"imagecorruptions"`` (default) or ``"hendrycks"``.
+        frost_dir: folder with the frost textures (frost only; default: ``AUGROBUST_FROST_DIR``, then an
+            installed ``imagecorruptions``).
         p: probability that a sample is corrupted.
         same_on_batch: one draw for the whole batch.
         keepdim: keep the input's rank (default ``True``).
@@ -86,6 +89,7 @@ class Corruption(RobustAugmentation):
         *,
         preset: str = "imagenet",
         reference: str = "imagecorruptions",
+        frost_dir: str | os.PathLike[str] | None = None,
         p: float = 1.0,
         same_on_batch: bool = False,
         keepdim: bool = True,
@@ -94,6 +98,7 @@ class Corruption(RobustAugmentation):
     ) -> None:
         reject_unknown_kwargs(type(self).__name__, kwargs, self._valid_kwargs())
         self.spec = get_spec(name)
+        self.options: dict[str, object] = {"frost_dir": None if frost_dir is None else str(frost_dir)}
         super().__init__(p=p, same_on_batch=same_on_batch, keepdim=keepdim, seed=seed)
         self.name = name
         self.severities = _parse_severity(severity)
@@ -110,8 +115,9 @@ class Corruption(RobustAugmentation):
             work = _working_shape(self.spec, torch.Size((batch, *shape[1:])))
             params.update(
                 self.spec.sample_params(
-                    work, sev, preset=self.preset, reference=self.reference, generator=generator, device=device
-                )
+                    work, sev, preset=self.preset, reference=self.reference, generator=generator, device=device,
+                    **self.spec.options_for(self.options),
+                )  # fmt: skip
             )
         if self.same_on_batch:
             params = {k: v.expand(shape[0], *v.shape[1:]) for k, v in params.items()}
@@ -122,7 +128,9 @@ class Corruption(RobustAugmentation):
             raise AugrobustValueError(f"params must contain 'severity'; got keys {sorted(params)}.")
         sev = params["severity"].to(x.device)
         fields = {k: v for k, v in params.items() if k not in ("severity", "batch_prob", "forward_input_shape")}
-        return apply_corruption(self.spec, x, sev, fields, preset=self.preset, reference=self.reference)
+        return apply_corruption(
+            self.spec, x, sev, fields, preset=self.preset, reference=self.reference, options=self.options
+        )
 
     def extra_repr_args(self) -> dict[str, Any]:
         sev = self.severities[0] if len(self.severities) == 1 else list(self.severities)
@@ -136,7 +144,7 @@ class RandomCorruption(RobustAugmentation):
         names: corruption names, or a subset name (``"common"``, ``"all"``, ``"noise"``, ...). Default: the
             15 benchmark corruptions (``"common"``) that are available.
         severity: an int, a ``(low, high)`` tuple (default ``(1, 5)``) or a list, drawn per sample.
-        preset, reference, p, same_on_batch, keepdim, seed: as :class:`Corruption`.
+        preset, reference, frost_dir, p, same_on_batch, keepdim, seed: as :class:`Corruption`.
 
     Convention:
         As :class:`Corruption`. Samples are grouped by corruption (one host sync per call, to size the
@@ -158,6 +166,7 @@ class RandomCorruption(RobustAugmentation):
         *,
         preset: str = "imagenet",
         reference: str = "imagecorruptions",
+        frost_dir: str | os.PathLike[str] | None = None,
         p: float = 1.0,
         same_on_batch: bool = False,
         keepdim: bool = True,
@@ -165,6 +174,7 @@ class RandomCorruption(RobustAugmentation):
         **kwargs: Any,
     ) -> None:
         reject_unknown_kwargs(type(self).__name__, kwargs, self._valid_kwargs())
+        self.options: dict[str, object] = {"frost_dir": None if frost_dir is None else str(frost_dir)}
         if isinstance(names, str):
             if names in SUBSETS:
                 names = [n for n in SUBSETS[names] if n in registered_names()]
@@ -198,8 +208,9 @@ class RandomCorruption(RobustAugmentation):
             if spec.sample_params is not None:
                 work = _working_shape(spec, torch.Size((index.numel(), *shape[1:])))
                 fields = spec.sample_params(
-                    work, sev[index], preset=self.preset, reference=self.reference, generator=generator, device=device
-                )
+                    work, sev[index], preset=self.preset, reference=self.reference, generator=generator,
+                    device=device, **spec.options_for(self.options),
+                )  # fmt: skip
                 params.update({f"{spec.name}/{key}": value for key, value in fields.items()})
         return params
 
@@ -229,7 +240,7 @@ class RandomCorruption(RobustAugmentation):
             index = index.to(x.device)
             group = apply_corruption(
                 spec, x.index_select(0, index), sev.index_select(0, index), fields,
-                preset=self.preset, reference=self.reference,
+                preset=self.preset, reference=self.reference, options=self.options,
             )  # fmt: skip
             out.index_copy_(0, index, group)
         return out
