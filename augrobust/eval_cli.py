@@ -122,7 +122,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="severity table: imagenet | tinyimagenet | cifar | inception | auto (cifar for 32-px images, "
         "tinyimagenet for 64-px, else imagenet)",
     )  # fmt: skip
-    p.add_argument("--reference", default="imagecorruptions", choices=("imagecorruptions", "hendrycks"))
+    p.add_argument(
+        "--reference", default="auto", choices=("auto", "imagecorruptions", "hendrycks"),
+        help="auto: hendrycks (the scripts that built CIFAR-10-C and Tiny-ImageNet-C) for the cifar and "
+        "tinyimagenet presets, imagecorruptions otherwise",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=run_eval)
     return p
@@ -144,10 +148,13 @@ def run_eval(args: argparse.Namespace) -> int:
     data_seed = int(config.get("seed", 0) or 0)
     dataset = build_dataset(args.data, num_images=args.num_images, seed=data_seed, image_size=image_size)
     preset = _auto_preset(dataset) if args.preset == "auto" else args.preset
+    reference = args.reference
+    if reference == "auto":  # match the released small-image benchmarks by default
+        reference = "hendrycks" if preset in ("cifar", "tinyimagenet") else "imagecorruptions"
     report = evaluate_corruptions(
         model, dataset, corruptions=args.corruptions, severities=tuple(args.severities),
         batch_size=args.batch_size, device=args.device, seed=args.seed, preset=preset,
-        reference=args.reference, progress=not args.no_progress, npy_root=args.npy_root,
+        reference=reference, progress=not args.no_progress, npy_root=args.npy_root,
     )  # fmt: skip
     report.metadata.update(checkpoint=str(args.checkpoint), arch=config["arch"], data=args.data)
     out = Path(args.out)
