@@ -93,3 +93,14 @@ def as_batch(image: torch.Tensor) -> torch.Tensor:
 def float_dtype_for(image: torch.Tensor) -> torch.dtype:
     """The floating dtype a kernel computes in for this image (``float32`` for ``uint8``)."""
     return torch.float32 if image.dtype == torch.uint8 else image.dtype
+
+
+def cache_chunk(device: torch.device, elements: int, per_item: int) -> int:
+    """How many items (images, maps, rows) a CPU kernel processes per chunk so that ``elements`` fit in cache.
+
+    Several kernels walk the batch in cache-sized chunks, which is several times faster on the CPU. On an
+    accelerator chunking only adds kernel launches, so the whole batch is one chunk there.
+    """
+    if torch.device(device).type != "cpu":
+        return 1 << 62
+    return max(1, elements // max(1, per_item))

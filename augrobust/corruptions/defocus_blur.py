@@ -21,6 +21,7 @@ import math
 import numpy as np
 import torch
 
+from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
 
 __all__ = ["TABLES", "defocus_blur", "defocus_kernel", "filter2d_reflect101"]
@@ -166,7 +167,7 @@ def filter2d_reflect101(
         kspec = kspec[index]
     kspec = kspec.unsqueeze(1)
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, c * fh * fw))
+    chunk = cache_chunk(x.device, _CHUNK_ELEMENTS, c * fh * fw)
     for start in range(0, b, chunk):  # fixed by the shape: no sync
         stop = min(b, start + chunk)
         spectrum = torch.fft.rfft2(_pad_reflect101(x[start:stop], pad), s=(fh, fw))

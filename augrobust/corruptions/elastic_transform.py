@@ -33,6 +33,7 @@ import math
 import numpy as np
 import torch
 
+from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 
 __all__ = ["HENDRYCKS_TABLES", "TABLES", "elastic_transform", "gaussian_reflect_matrix", "sample_elastic_fields"]
@@ -206,7 +207,7 @@ def _elastic_float32(
     # Pixel centres in grid_sample's normalised coordinates, and the scale of one pixel times alpha.
     base_x = torch.arange(w, dtype=torch.float32, device=image.device).mul_(2.0).add_(1.0).div_(w).sub_(1.0)
     base_y = torch.arange(h, dtype=torch.float32, device=image.device).mul_(2.0).add_(1.0).div_(h).sub_(1.0)
-    step = max(1, _CHUNK_ELEMENTS // (c * h * w))
+    step = cache_chunk(image.device, _CHUNK_ELEMENTS, c * h * w)
     for start in range(0, b, step):
         k = min(step, b - start)
         fields = torch.empty(2, k, h, w, dtype=torch.float32, device=image.device)

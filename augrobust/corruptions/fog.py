@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.errors import AugrobustValueError
 
@@ -170,7 +171,7 @@ def fog(
     strength = table[:, 0].view(b, 1, 1, 1)
     # Maps are built a few at a time so that the strided level updates stay in cache (the chunking
     # depends on the shape only: no sync).
-    chunk = max(1, _CHUNK_ELEMENTS // (size * size))
+    chunk = cache_chunk(x.device, _CHUNK_ELEMENTS, size * size)
     uniforms = uniforms.to(x.dtype)
     plasma = torch.cat(
         [

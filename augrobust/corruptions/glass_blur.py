@@ -34,6 +34,7 @@ import math
 
 import torch
 
+from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
 
@@ -176,7 +177,7 @@ def glass_shuffle(
         [10, 11, 6, 13, 14]
     """
     b, c, h, w = x.shape
-    chunk = max(1, _SHUFFLE_CHUNK_PIXELS // max(1, h * w))
+    chunk = cache_chunk(x.device, _SHUFFLE_CHUNK_PIXELS, h * w)
     parts = []
     for start in range(0, b, chunk):  # fixed by the shape: no sync
         stop = min(b, start + chunk)

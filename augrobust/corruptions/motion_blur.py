@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
@@ -183,7 +184,7 @@ def motion_blur_taps(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor,
     ys = torch.arange(py, py + h, device=x.device).view(h, 1)
     xs = torch.arange(px, px + w, device=x.device).view(1, w)
     base = (ys * wp + xs).view(1, h * w)
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, c * h * w))
+    chunk = cache_chunk(x.device, _CHUNK_ELEMENTS, c * h * w)
     out = torch.empty(b, c, h * w, dtype=x.dtype, device=x.device)
     for start in range(0, b, chunk):  # fixed by the shape: no sync
         stop = min(b, start + chunk)
@@ -239,7 +240,7 @@ def motion_blur_fft(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor, 
     sparse = torch.zeros(b, kh * kw, dtype=x.dtype, device=x.device).scatter_add_(1, where, weights)
     sparse = sparse.view(b, 1, kh, kw)
     out = torch.empty(b, c, h, w, dtype=x.dtype, device=x.device)
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, (c + 1) * fh * fw))
+    chunk = cache_chunk(x.device, _CHUNK_ELEMENTS, (c + 1) * fh * fw)
     for start in range(0, b, chunk):  # fixed by the shape: no sync
         stop = min(b, start + chunk)
         padded = F.pad(x[start:stop], (px, px, py, py), mode="replicate")

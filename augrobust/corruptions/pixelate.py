@@ -26,6 +26,7 @@ import functools
 
 import torch
 
+from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
 
 __all__ = ["TABLES", "pillow_box_weights", "pillow_nearest_index", "pixelate"]
@@ -138,7 +139,7 @@ def _pixelate_group(
     owner_w, inv_w, bias_w, idx_w = (t.to(x.device, dtype if t.is_floating_point() else None) for t in w_tab)
     owner_h, inv_h, bias_h, idx_h = (t.to(x.device, dtype if t.is_floating_point() else None) for t in h_tab)
     inv_h, bias_h = inv_h.view(-1, 1), bias_h.view(-1, 1)
-    step = max(1, _CHUNK_ELEMENTS // (c * h * w))
+    step = cache_chunk(x.device, _CHUNK_ELEMENTS, c * h * w)
     for start in range(0, b, step):
         chunk = x[start : start + step]
         k = chunk.shape[0]

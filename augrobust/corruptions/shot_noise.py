@@ -38,6 +38,7 @@ import numpy as np
 import scipy.special
 import torch
 
+from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 
 __all__ = ["TABLES", "poisson_from_uniform", "sample_shot_noise_uniforms", "shot_noise"]
@@ -274,8 +275,8 @@ def shot_noise(
     # A Python loop over fixed-size blocks of elements (not over the batch, no sync): keeps the
     # temporaries in cache, and lets each block take the fast path when its levels are integral.
     per_row = flat_x.shape[1]
-    rows_per_block = max(1, _CHUNK // max(per_row, 1))
-    cols_per_block = min(per_row, _CHUNK)
+    rows_per_block = cache_chunk(x.device, _CHUNK, per_row)
+    cols_per_block = min(per_row, _CHUNK) if x.device.type == "cpu" else max(per_row, 1)
     for r0 in range(0, batch, rows_per_block):
         rs = slice(r0, r0 + rows_per_block)
         for c0 in range(0, per_row, cols_per_block):
