@@ -17,7 +17,7 @@ import augrobust
 from augrobust.corruptions import glass_blur as gb
 from augrobust.corruptions import motion_blur as mb
 
-from tests.oracle import oracle_corrupt, photo  # skips the module without the oracle
+from tests.oracle import oracle_corrupt, photo
 
 from imagecorruptions import corruptions as ic  # noqa: E402  (after the oracle's shims)
 
