@@ -104,3 +104,22 @@ def cache_chunk(device: torch.device, elements: int, per_item: int) -> int:
     if torch.device(device).type != "cpu":
         return 1 << 62
     return max(1, elements // max(1, per_item))
+
+
+def unit_scale_keeping_floor(v: torch.Tensor) -> torch.Tensor:
+    """``v / 255``, moved by one ulp where needed so that ``floor(255 * y) == floor(v)``.
+
+    Kernels that follow the reference on the ``[0, 255]`` scale must return ``[0, 1]`` values whose uint8
+    floor is the reference's ``np.uint8(v)``; ``v / 255 * 255`` can land on the other side of an integer
+    (``127.99999999999999`` -> ``128.0``), which would change the result by one grey level.
+
+    Example:
+        >>> v = torch.tensor([7.999999999999999, 8.0, 254.5], dtype=torch.float64)
+        >>> (unit_scale_keeping_floor(v) * 255).floor().tolist()
+        [7.0, 8.0, 254.0]
+    """
+    y = v / 255.0
+    scaled, target = (y * 255.0).floor_(), v.floor()
+    down = torch.nextafter(y, torch.zeros_like(y))
+    up = torch.nextafter(y, torch.ones_like(y))
+    return torch.where(scaled > target, down, torch.where(scaled < target, up, y))

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from augrobust._tensor import unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.errors import AugrobustValueError
 
@@ -46,7 +47,6 @@ __all__ = [
     "load_frost_textures",
     "sample_frost_crops",
     "set_frost_dir",
-    "unit_from_255",
 ]
 
 #: (image weight, frost weight) per severity, per preset (imagenet_c.md 3.1, 4.2-4.4).
@@ -356,20 +356,7 @@ def frost(
         return torch.addcmul(w_img * x, crop, w_frost / 255).clamp_(0.0, 1.0)
     # float64: the reference blends on the [0, 255] scale; x * 255 recovers the uint8 value exactly
     blended = (w_img * (x * 255) + w_frost * crop).clamp_(0.0, 255.0)
-    return unit_from_255(blended)
-
-
-def unit_from_255(v: torch.Tensor) -> torch.Tensor:
-    """``v / 255``, moved by one ulp where needed so that ``floor(255 * y) == floor(v)``.
-
-    The reference floors ``v`` itself (``np.uint8``); ``(v / 255) * 255`` can land on the other side of an
-    integer (``127.99999999999999`` -> ``128.0``, or an integer ``v`` -> just below it), which would
-    change the uint8 result by one grey level.
-    """
-    y = v / 255
-    whole = v.floor()
-    y = torch.where(y * 255 < whole, torch.nextafter(y, torch.ones_like(y)), y)
-    return torch.where(y * 255 >= whole + 1, torch.nextafter(y, torch.zeros_like(y)), y)
+    return unit_scale_keeping_floor(blended)
 
 
 SPEC = register(

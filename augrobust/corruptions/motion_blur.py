@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augrobust._tensor import cache_chunk
+from augrobust._tensor import cache_chunk, unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
@@ -359,25 +359,6 @@ def motion_blur(
     if reference == "hendrycks":
         blurred = blurred.round_()  # ImageMagick writes the blur back as 8-bit (nearest grey level)
     return unit_scale_keeping_floor(blurred)
-
-
-def unit_scale_keeping_floor(v: torch.Tensor) -> torch.Tensor:
-    """``v / 255``, nudged by one ulp where needed so that ``floor(255 * y) == floor(v)``.
-
-    The reference floors its ``[0, 255]`` result; ``v / 255 * 255`` can land on the other side of an
-    integer when ``v`` is within an ulp of it (flat regions, where the weights sum to ``1 - 1e-16``),
-    which would change the 8-bit output by one level.
-
-    Example:
-        >>> v = torch.tensor([7.999999999999999, 8.0, 254.5], dtype=torch.float64)
-        >>> (unit_scale_keeping_floor(v) * 255).floor().tolist()
-        [7.0, 8.0, 254.0]
-    """
-    y = v / 255.0
-    scaled, target = (y * 255.0).floor_(), v.floor()
-    down = torch.nextafter(y, torch.zeros_like(y))
-    up = torch.nextafter(y, torch.ones_like(y))
-    return torch.where(scaled > target, down, torch.where(scaled < target, up, y))
 
 
 SPEC = register(

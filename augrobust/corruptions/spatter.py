@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from augrobust._tensor import unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
-from augrobust.corruptions.frost import unit_from_255
 from augrobust.errors import AugrobustValueError
 from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
 
@@ -154,7 +154,7 @@ def _water(x: torch.Tensor, liquid: torch.Tensor, intensity: torch.Tensor) -> to
     y32 = (x32 + m * color).clamp_(0.0, 1.0)
     if x.dtype == torch.float32:  # floor(255 * y) in float32 is then the reference's own product
         return y32
-    return unit_from_255((y32 * 255).to(x.dtype))
+    return unit_scale_keeping_floor((y32 * 255).to(x.dtype))
 
 
 def _mud(x: torch.Tensor, liquid: torch.Tensor, threshold: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:

@@ -30,6 +30,7 @@ __all__ = [
     "apply_gaussian_noise",
     "apply_speckle_noise",
     "calibrate_l2",
+    "check_probability",
     "eps_for_sigma",
     "gaussian_noise",
     "gaussian_noise_l2",
@@ -125,7 +126,8 @@ def parse_strength(value: object, name: str, *, positive: bool = False) -> Stren
     )
 
 
-def _check_p(p: object) -> float:
+def check_probability(p: object) -> float:
+    """Validate a probability argument (``p``): a number in ``[0, 1]``."""
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
         raise AugrobustValueError(f"p must be a probability in [0, 1], got {p!r}.")
     return float(p)
@@ -183,7 +185,7 @@ def sample_gaussian_noise(
     device = torch.device("cpu") if device is None else torch.device(device)
     batch = shape[0]
     draw = 1 if same_on_batch else batch
-    p = _check_p(p)
+    p = check_probability(p)
     noise = torch.randn((draw, *shape[1:]), generator=generator, device=device, dtype=_noise_dtype(dtype))
     params: dict[str, torch.Tensor] = {}
     if eps is None:

@@ -23,7 +23,8 @@ from kornia.augmentation import IntensityAugmentationBase2D
 
 from augrobust._random import SeededRandomness, check_generator
 from augrobust._tensor import check_image, from_float, to_float
-from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.errors import AugrobustTypeError
+from augrobust.functional.noise import check_probability
 
 __all__ = ["RobustAugmentation", "reject_unknown_kwargs"]
 
@@ -37,12 +38,6 @@ def reject_unknown_kwargs(owner: str, unknown: dict[str, Any], valid: list[str])
         close = difflib.get_close_matches(name, valid, n=1)
         hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     raise AugrobustTypeError(f"{owner} got unknown keyword argument(s) {', '.join(hints)}; valid: {', '.join(valid)}.")
-
-
-def _check_probability(p: object) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-        raise AugrobustValueError(f"p must be a probability in [0, 1], got {p!r}.")
-    return float(p)
 
 
 class RobustAugmentation(IntensityAugmentationBase2D, SeededRandomness):
@@ -63,7 +58,7 @@ class RobustAugmentation(IntensityAugmentationBase2D, SeededRandomness):
     _call_kwargs: ClassVar[frozenset[str]] = frozenset({"data_keys", "save_kwargs"})
 
     def __init__(self, *, p: float, same_on_batch: bool = False, keepdim: bool = True, seed: int | None = None):
-        super().__init__(p=_check_probability(p), same_on_batch=bool(same_on_batch), keepdim=bool(keepdim))
+        super().__init__(p=check_probability(p), same_on_batch=bool(same_on_batch), keepdim=bool(keepdim))
         self._init_randomness(seed)
         self._draw_device: torch.device | None = None
         self._draw_generator: torch.Generator | None = None
