@@ -237,3 +237,22 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     args = parser.parse_args([*common, "--epochs", "1", "--damp-sigma", "0.1", "--damp-m", "2", "--resume"])
     assert args.func(args) == 0  # already complete: nothing to do
+
+
+def test_a_method_with_its_own_loss_replaces_the_cross_entropy(tmp_path):
+    """``method.loss(model, forward, x, y)`` is the objective when a method defines it (AFA's aux route)."""
+    calls = []
+
+    class HalfLoss:
+        def __call__(self, model, x, y):
+            raise AssertionError("__call__ must not be used when loss() exists")
+
+        def loss(self, model, forward, x, y):
+            logits = forward(x)
+            calls.append(x.shape[0])
+            return 0.5 * torch.nn.functional.cross_entropy(logits, y), logits
+
+    config = TrainConfig(**{**_CONFIG, "epochs": 1})
+    result = train(config, tmp_path / "run", datasets=_data(), method=HalfLoss(), log=None)
+    assert calls == [8, 8]
+    assert result.history[0]["train_loss"] > 0

@@ -21,7 +21,13 @@ __all__ = ["ERM", "GNT", "METHODS", "Method", "get_method", "register_method"]
 
 
 class Method(Protocol):
-    """``(model, x, y) -> x_aug``: augment a device batch (x float in [0, 1], y int64 labels)."""
+    """``(model, x, y) -> x_aug``: augment a device batch (x float in [0, 1], y int64 labels).
+
+    A method that needs its own objective (several forward passes, an auxiliary route, a consistency
+    loss) also defines ``loss(model, forward, x, y) -> (loss, logits)``; the trainer then calls that
+    instead of ``cross_entropy(forward(method(model, x, y)), y)``. ``forward`` is the training forward
+    (DAMP's per-sub-batch pass when DAMP is on, else ``model``); ``logits`` feed the running accuracy.
+    """
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 

@@ -13,6 +13,7 @@ Under ``torchrun`` (``WORLD_SIZE`` set) the same code runs data-parallel: gloo o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -415,9 +416,12 @@ def _train(
         for xb, yb in loader:
             x = _to_float(xb.to(device, non_blocking=True))
             y = yb.to(device, non_blocking=True)
-            x = method(net, x, y)
-            logits = damp.forward(net, x) if damp is not None else net(x)
-            loss = F.cross_entropy(logits, y)
+            forward = functools.partial(damp.forward, net) if damp is not None else net
+            if hasattr(method, "loss"):  # a method with its own objective (e.g. AFA's auxiliary route)
+                loss, logits = method.loss(net, forward, x, y)
+            else:
+                logits = forward(method(net, x, y))
+                loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
