@@ -148,6 +148,68 @@ def test_subbatch_m_uses_weights_times_xi_m_and_gradient_at_perturbed_point():
         torch.testing.assert_close(p.grad, expected[name], rtol=1e-10, atol=1e-12, msg=name)
 
 
+def _small_net() -> nn.Module:
+    torch.manual_seed(2)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.GroupNorm(2, 4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)
+    ).double()
+
+
+def _grads_with_given_noise(model: nn.Module, sigma: float, m: int, seed: int, batches) -> dict[str, torch.Tensor]:
+    """Reference: sample_noise per forward (fresh tensors, never reused), then the summed loss's gradients."""
+    damp = DAMP(sigma=sigma, num_subbatches=m, generator=torch.Generator().manual_seed(seed))
+    model.zero_grad(set_to_none=True)
+    loss = sum(F.cross_entropy(damp.forward(model, x, damp.sample_noise(model)), y) for x, y in batches)
+    loss.backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def test_fresh_draws_use_the_same_stream_as_sample_noise_and_reuse_buffers_safely():
+    """Without ``noise=``, DAMP draws into buffers it reuses across steps; results equal explicit sample_noise.
+
+    Two forwards before one backward (e.g. a two-stream method) must not share a buffer: the second forward
+    gets a fresh one, so the gradients equal the reference with separately drawn noise.
+    """
+    model, sigma, m = _small_net(), 0.3, 4
+    gen = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(8, 3, 6, 6, dtype=torch.float64, generator=gen), torch.arange(8) % 5) for _ in range(2)]
+
+    damp = DAMP(sigma=sigma, num_subbatches=m, generator=torch.Generator().manual_seed(7))
+    for x, y in batches:  # two ordinary steps: the second reuses the first step's buffers
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(damp.forward(model, x), y).backward()
+        ours = {name: p.grad.clone() for name, p in model.named_parameters()}
+    assert set(damp._workspace) == {"0.weight", "4.weight"}
+    pointers = {k: v.data_ptr() for k, v in damp._workspace.items()}
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(damp.forward(model, batches[0][0]), batches[0][1]).backward()
+    assert {k: v.data_ptr() for k, v in damp._workspace.items()} == pointers  # reused, not reallocated
+
+    reference = DAMP(sigma=sigma, num_subbatches=m, generator=torch.Generator().manual_seed(7))
+    for x, y in batches:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(reference.forward(model, x, reference.sample_noise(model)), y).backward()
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(ours[name], p.grad, rtol=0, atol=0, msg=name)
+
+    # Two forwards, one backward.
+    damp = DAMP(sigma=sigma, num_subbatches=m, generator=torch.Generator().manual_seed(9))
+    model.zero_grad(set_to_none=True)
+    sum(F.cross_entropy(damp.forward(model, x), y) for x, y in batches).backward()
+    ours = {name: p.grad.clone() for name, p in model.named_parameters()}
+    expected = _grads_with_given_noise(model, sigma, m, 9, batches)
+    for name in ours:
+        torch.testing.assert_close(ours[name], expected[name], rtol=0, atol=0, msg=name)
+
+    # Forward without autograd (no backward will come) hands the buffers back at once.
+    damp = DAMP(sigma=sigma, num_subbatches=m)
+    with torch.no_grad():
+        damp.forward(model, batches[0][0])
+    assert set(damp._workspace) == {"0.weight", "4.weight"}
+    damp.release_workspace()
+    assert damp._workspace == {}
+
+
 def test_weights_restored_after_forward_and_update_applies_to_unperturbed_weights():
     torch.manual_seed(2)
     model = build_model("resnet8_cifar", 10)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -108,26 +108,33 @@ def _split(x: torch.Tensor, m: int) -> int:
     return x.shape[0] // m
 
 
-def _perturb(weight: torch.Tensor, noise: torch.Tensor, sigma: float) -> list[torch.Tensor]:
-    """``[w * (1 + sigma z_m)]`` for each sub-batch m, computed without autograd (one fused op each)."""
-    scaled = weight.detach() * sigma
-    return [torch.addcmul(weight.detach(), z, scaled) for z in noise]
+def _perturb(weight: torch.Tensor, noise: torch.Tensor, sigma: float, in_place: bool) -> torch.Tensor:
+    """``w * (1 + sigma z_m)`` stacked over the sub-batches m, without autograd (one fused op).
+
+    ``in_place``: ``noise`` is DAMP's own workspace and is overwritten with the result (no fresh
+    ``M x weight`` allocation per layer and step: on CPU, first-touch page faults of those buffers cost
+    about as much as drawing the noise).
+    """
+    w = weight.detach()
+    out = noise if in_place else None
+    return torch.addcmul(w.expand_as(noise), noise, w * sigma, out=out)
 
 
 class _SubBatchConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, noise, sigma, stride, padding, dilation, groups):  # type: ignore[override]
-        weights = _perturb(weight, noise, sigma)
+    def forward(ctx, x, weight, bias, noise, sigma, release, stride, padding, dilation, groups):  # type: ignore[override]
+        weights = _perturb(weight, noise, sigma, in_place=release is not None)
         conv = (F.conv1d, F.conv2d, F.conv3d)[x.dim() - 3]
         per = _split(x, len(weights))
         y = torch.cat([conv(c, w, bias, stride, padding, dilation, groups) for c, w in zip(x.split(per), weights)])
-        ctx.save_for_backward(x, weight, *weights)
+        ctx.save_for_backward(x, weight, weights)
         ctx.conf = (stride, padding, dilation, groups, None if bias is None else list(bias.shape))
+        ctx.release = release
         return y
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        x, weight, *weights = ctx.saved_tensors
+        x, weight, weights = ctx.saved_tensors
         stride, padding, dilation, groups, bias_sizes = ctx.conf
         zeros = [0] * (x.dim() - 2)
 
@@ -148,19 +155,21 @@ class _SubBatchConv(torch.autograd.Function):
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             mask = [False, ctx.needs_input_grad[1], bias_sizes is not None and ctx.needs_input_grad[2]]
             _, grad_w, grad_b = conv_backward(grad.contiguous(), x, weight, mask)
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None
+        _release(ctx)
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
 
 
 class _SubBatchLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, noise, sigma):  # type: ignore[override]
-        weights = torch.stack(_perturb(weight, noise, sigma))  # (M, out, in)
+    def forward(ctx, x, weight, bias, noise, sigma, release):  # type: ignore[override]
+        weights = _perturb(weight, noise, sigma, in_place=release is not None)  # (M, out, in)
         m = weights.shape[0]
         _split(x, m)
         xs = x.reshape(m, -1, x.shape[-1])
         y = torch.bmm(xs, weights.transpose(1, 2)) if bias is None else torch.baddbmm(bias, xs, weights.transpose(1, 2))
         ctx.save_for_backward(x, weights)
         ctx.has_bias = bias is not None
+        ctx.release = release
         return y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
@@ -172,23 +181,40 @@ class _SubBatchLinear(torch.autograd.Function):
         g2 = grad.reshape(-1, grad.shape[-1])
         grad_w = g2.t().mm(x.reshape(-1, x.shape[-1])) if ctx.needs_input_grad[1] else None
         grad_b = g2.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return grad_x, grad_w, grad_b, None, None
+        _release(ctx)
+        return grad_x, grad_w, grad_b, None, None, None
 
 
-def _conv_forward(module: _ConvNd, noise: torch.Tensor, sigma: float, x: torch.Tensor) -> torch.Tensor:
+def _release(ctx) -> None:  # noqa: ANN001 - an autograd context
+    """Hand the workspace buffer back to DAMP once the backward no longer needs it."""
+    if ctx.release is not None:
+        ctx.release()
+        ctx.release = None
+
+
+def _apply_releasing(function: type[torch.autograd.Function], release, *args) -> torch.Tensor:  # noqa: ANN001
+    """``function.apply(*args)``; when no backward will run (no autograd graph), release the workspace now."""
+    y = function.apply(*args)
+    if release is not None and y.grad_fn is None:
+        release()
+    return y
+
+
+def _conv_forward(module: _ConvNd, noise: torch.Tensor, sigma: float, release, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
     padding = module.padding
     if module.padding_mode != "zeros" or isinstance(padding, str):
         # Pad explicitly (autograd handles it), then convolve unpadded: same as nn.ConvNd's own path.
         mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
         x = F.pad(x, module._reversed_padding_repeated_twice, mode=mode)
         padding = (0,) * (x.dim() - 2)
-    return _SubBatchConv.apply(
-        x, module.weight, module.bias, noise, sigma, module.stride, padding, module.dilation, module.groups
-    )
+    return _apply_releasing(
+        _SubBatchConv, release,
+        x, module.weight, module.bias, noise, sigma, release, module.stride, padding, module.dilation, module.groups,
+    )  # fmt: skip
 
 
-def _linear_forward(module: nn.Linear, noise: torch.Tensor, sigma: float, x: torch.Tensor) -> torch.Tensor:
-    return _SubBatchLinear.apply(x, module.weight, module.bias, noise, sigma)
+def _linear_forward(module: nn.Linear, noise: torch.Tensor, sigma: float, release, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    return _apply_releasing(_SubBatchLinear, release, x, module.weight, module.bias, noise, sigma, release)
 
 
 def _gamma(module: nn.Module, noise: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -218,8 +244,8 @@ class _SubBatchBatchNorm(torch.autograd.Function):
 
     Fused kernels throughout: ``native_batch_norm`` without affine for the whole batch, one ``addcmul`` for
     the sub-batch affine; backward scales the output gradient by gamma_m and hands it to the whole-batch
-    ``native_batch_norm_backward`` (exact, since the affine sits after the normalisation), and gets each
-    sub-batch's gamma gradient from the same kernel run on that sub-batch with the whole-batch statistics.
+    ``native_batch_norm_backward`` (exact, since the affine sits after the normalisation); the gamma gradient,
+    summed over sub-batches, is the whole-batch ``sum(grad * x_hat)`` (one more kernel call).
     """
 
     @staticmethod
@@ -231,15 +257,17 @@ class _SubBatchBatchNorm(torch.autograd.Function):
         )
         gamma = torch.addcmul(weight, noise, weight * sigma)  # (M, C)
         shape = (m, 1, x.shape[1]) + (1,) * (x.dim() - 2)
-        xs = x_hat.reshape(m, per, *x.shape[1:])
-        y = torch.empty(x.shape, dtype=x_hat.dtype, device=x.device)  # written through a view, returned whole (a returned view breaks in-place ReLU)
+        # The affine overwrites x_hat through a (M, B/M, ...) view (the backward recomputes x_hat from x):
+        # no second activation-sized allocation. x_hat itself is returned, not the view (a returned view
+        # would break a following in-place ReLU).
+        xs = x_hat.view(m, per, *x.shape[1:])
         if bias is None:
-            torch.mul(xs, gamma.reshape(shape), out=y.view(xs.shape))
+            xs.mul_(gamma.reshape(shape))
         else:
-            torch.addcmul(bias.reshape(shape[2:]), xs, gamma.reshape(shape), out=y.view(xs.shape))
+            torch.addcmul(bias.reshape(shape[2:]), xs, gamma.reshape(shape), out=xs)
         ctx.save_for_backward(x, gamma, mean, invstd)
         ctx.eps, ctx.has_bias = eps, bias is not None
-        return y
+        return x_hat
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
@@ -254,12 +282,9 @@ class _SubBatchBatchNorm(torch.autograd.Function):
             grad_xhat = (grad.reshape(m, per, *x.shape[1:]) * gamma.reshape(shape)).reshape(x.shape)
             grad_x = bn_backward(grad_xhat, x, None, None, None, mean, invstd, True, ctx.eps, [True, False, False])[0]
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            parts = [
-                bn_backward(g, c, None, None, None, mean, invstd, True, ctx.eps, [False, True, True])
-                for g, c in zip(grad.split(per), x.split(per))
-            ]
-            grad_w = torch.stack([p[1] for p in parts]).sum(0)
-            grad_b = torch.stack([p[2] for p in parts]).sum(0) if ctx.has_bias else None
+            # sum_m dL/dgamma_m = sum over sub-batches of sum(grad * x_hat): one whole-batch reduction.
+            _, grad_w, grad_b = bn_backward(grad, x, None, None, None, mean, invstd, True, ctx.eps, [False, True, True])
+            grad_b = grad_b if ctx.has_bias else None
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
 
 
@@ -335,6 +360,26 @@ class DAMP:
         self.sigma = float(sigma)
         self.num_subbatches = num_subbatches
         self.generator = generator
+        # Per-weight (M, *weight.shape) buffers reused from step to step for conv / linear noise. A buffer
+        # is taken out while a forward's autograd graph holds it and put back by that graph's backward, so
+        # a second forward before the first backward gets a fresh buffer (never a shared one).
+        self._workspace: dict[str, torch.Tensor] = {}
+
+    def _draw_into_workspace(self, key: str, weight: torch.Tensor) -> tuple[torch.Tensor, Callable[[], None]]:
+        shape = (self.num_subbatches, *weight.shape)
+        buffer = self._workspace.pop(key, None)
+        if buffer is None or buffer.shape != shape or buffer.dtype != weight.dtype or buffer.device != weight.device:
+            buffer = torch.empty(shape, dtype=weight.dtype, device=weight.device)
+        buffer.normal_(generator=self.generator)  # the same stream as torch.randn in sample_noise
+
+        def release() -> None:
+            self._workspace[key] = buffer
+
+        return buffer, release
+
+    def release_workspace(self) -> None:
+        """Free the reused noise buffers (``M`` x the perturbed weights' size); they come back on the next step."""
+        self._workspace.clear()
 
     def sample_noise(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """Draw ``z ~ N(0, I)`` of shape ``(M, *weight.shape)`` for every perturbed weight, keyed by name.
@@ -361,14 +406,26 @@ class DAMP:
             noise: ``z`` per weight name as from :meth:`sample_noise` (names relative to ``model``); drawn
                 fresh when ``None``.
         """
-        if noise is None:
-            noise = self.sample_noise(model)
         patched = []
         try:
+            # Draw in the order of damp_parameter_names: the same stream as sample_noise.
             for name, module in perturbable_modules(model):
                 key = f"{name}.weight" if name else "weight"
                 forward = _subbatch_forward(module)
-                module.forward = functools.partial(forward, module, noise[key], self.sigma)
+                reusable = isinstance(module, (_ConvNd, nn.Linear))
+                if noise is not None:
+                    z, release = noise[key], None  # the caller's tensors are never overwritten
+                elif reusable:
+                    z, release = self._draw_into_workspace(key, module.weight)
+                else:  # norm scales: small, and their noise is not kept by the backward
+                    z = torch.randn(
+                        (self.num_subbatches, *module.weight.shape), generator=self.generator,
+                        device=module.weight.device, dtype=module.weight.dtype,
+                    )  # fmt: skip
+                if reusable:
+                    module.forward = functools.partial(forward, module, z, self.sigma, release)
+                else:
+                    module.forward = functools.partial(forward, module, z, self.sigma)
                 patched.append(module)
             yield
         finally:
