@@ -92,6 +92,8 @@ def apply_half_spectrum_filter(x: torch.Tensor, filters: torch.Tensor) -> torch.
         True
     """
     h, w = x.shape[-2:]
+    if x.numel() == 0:  # an empty batch (the FFT backends reject zero-sized transforms)
+        return x.clone()
     work = _compute_dtype(x.dtype)
     if filters.ndim == 3:
         filters = filters.unsqueeze(-3)  # broadcast over channels
