@@ -238,8 +238,9 @@ def sample_fourier_noise(
     orientation = step.to(work) * (-math.pi / max(granularity - 1, 1))
     strength = torch.full(draw, min_strength, dtype=work, device=device)
     if mean_strength > 0:
-        exp = torch.empty(draw, dtype=work, device=device).exponential_(1.0 / mean_strength, generator=generator)
-        strength = strength + exp
+        # Drawn in float32 as the reference does, so a shared seed gives the reference's own strengths.
+        exp = torch.empty(draw, device=device).exponential_(1.0 / mean_strength, generator=generator)
+        strength = strength + exp.to(work)
     params = {"frequency": frequency, "orientation": orientation, "strength": strength}
     if p < 1.0:
         gate = torch.rand((draw[0],), generator=generator, device=device) < p
