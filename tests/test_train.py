@@ -256,3 +256,37 @@ def test_a_method_with_its_own_loss_replaces_the_cross_entropy(tmp_path):
     result = train(config, tmp_path / "run", datasets=_data(), method=HalfLoss(), log=None)
     assert calls == [8, 8]
     assert result.history[0]["train_loss"] > 0
+
+
+def test_random_crop_flip_is_a_padded_crop_and_a_fair_flip_per_image():
+    """Every output is the zero-padded input cropped at an offset in 0..2p, possibly mirrored; draws per image."""
+    from augrobust.train.methods import random_crop_flip
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(400, 2, 6, 7, generator=gen)
+    y = random_crop_flip(x, padding=2, generator=gen)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    seen_offsets, flips = set(), 0
+    for i in range(len(x)):
+        matches = [
+            (dy, dx, flip)
+            for dy in range(5)
+            for dx in range(5)
+            for flip in (False, True)
+            if torch.equal(y[i], (lambda c: c.flip(-1) if flip else c)(padded[i, :, dy : dy + 6, dx : dx + 7]))
+        ]
+        assert matches, f"image {i} is not a crop of its padded input"
+        dy, dx, flip = matches[0]
+        seen_offsets.add((dy, dx))
+        flips += flip
+    assert len(seen_offsets) == 25  # every offset occurs
+    assert 160 < flips < 240  # p = 0.5 (binomial(400, 0.5): +-4 sd)
+    unpadded = random_crop_flip(x, padding=0, generator=gen)
+    assert all(torch.equal(u, v) or torch.equal(u, v.flip(-1)) for u, v in zip(unpadded, x))
+    with pytest.raises(AugrobustValueError, match="padding"):
+        random_crop_flip(x, padding=-1)
+
+
+def test_base_augmentation_is_validated():
+    with pytest.raises(AugrobustValueError, match="base_augmentation"):
+        TrainConfig(base_augmentation="mixup").validate()

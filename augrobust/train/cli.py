@@ -33,6 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--method", default=d.method, choices=sorted(METHODS), help="training method (default: erm)")
     p.add_argument("--damp-sigma", type=float, default=None, help="DAMP sigma, e.g. 0.2 (default: off)")
     p.add_argument("--damp-m", type=int, default=d.damp_m, help="DAMP sub-batches per global batch (default: 8)")
+    p.add_argument(
+        "--base-augmentation", default=d.base_augmentation, choices=["crop_flip", "none"],
+        help="augmentation before the method (default: crop_flip = pad 4, random crop, random h-flip)",
+    )  # fmt: skip
     p.add_argument("--arch", default=d.arch, choices=sorted(ARCHITECTURES), help="model (default: resnet18_cifar)")
     p.add_argument("--data", default=d.data, help="synthetic | synthetic:N | cifar10:ROOT (default: synthetic)")
     p.add_argument("--epochs", type=int, default=d.epochs)
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             momentum=args.momentum,
             damp_sigma=args.damp_sigma,
             damp_m=args.damp_m,
+            base_augmentation=args.base_augmentation,
             seed=args.seed,
             num_workers=args.num_workers,
         )

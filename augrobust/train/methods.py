@@ -17,7 +17,7 @@ from torch import nn
 
 from augrobust.errors import AugrobustError, AugrobustValueError
 
-__all__ = ["ERM", "GNT", "METHODS", "Method", "get_method", "register_method"]
+__all__ = ["ERM", "GNT", "METHODS", "Method", "get_method", "random_crop_flip", "register_method"]
 
 
 class Method(Protocol):
@@ -30,6 +30,31 @@ class Method(Protocol):
     """
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+
+def random_crop_flip(x: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The standard CIFAR training augmentation on a device batch: zero-pad, random crop back, random h-flip.
+
+    Per image an offset ``(dy, dx)`` uniform in ``0..2*padding`` and a flip with probability 0.5, like
+    torchvision's ``RandomCrop(size, padding)`` + ``RandomHorizontalFlip()`` per sample, but one gather for
+    the batch on its device.
+
+    Example:
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> random_crop_flip(x, padding=2).shape
+        torch.Size([4, 3, 8, 8])
+    """
+    if padding < 0:
+        raise AugrobustValueError(f"padding must be >= 0, got {padding}.")
+    b, c, h, w = x.shape
+    offsets = torch.randint(0, 2 * padding + 1, (b, 2), device=x.device, generator=generator)
+    flip = torch.rand(b, device=x.device, generator=generator) < 0.5
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    rows = offsets[:, :1] + torch.arange(h, device=x.device)  # (B, H)
+    cols = offsets[:, 1:] + torch.arange(w, device=x.device)  # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)  # a flipped crop reads its columns backwards
+    out = padded.gather(2, rows[:, None, :, None].expand(b, c, h, w + 2 * padding))
+    return out.gather(3, cols[:, None, None, :].expand(b, c, h, w))
 
 
 class ERM:

@@ -34,13 +34,19 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from augrobust.train.damp import DAMP
-from augrobust.train.methods import METHODS, Method, get_method
+from augrobust.train.methods import METHODS, Method, get_method, random_crop_flip
 from augrobust.train.models import ARCHITECTURES, build_model
 
 __all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "TrainConfig", "TrainResult", "build_datasets", "train"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
+
+#: Label-preserving augmentation applied to every training batch on the device, before the method.
+BASE_AUGMENTATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "crop_flip": random_crop_flip,
+    "none": lambda x: x,
+}
 
 # Keys a resumed run may change without changing the result's meaning.
 _RESUMABLE_CHANGES = frozenset({"num_workers"})
@@ -62,6 +68,8 @@ class TrainConfig:
         momentum: Nesterov momentum.
         damp_sigma: DAMP's sigma; ``None`` trains with plain SGD.
         damp_m: DAMP's number of sub-batches per global batch.
+        base_augmentation: ``"crop_flip"`` (zero-pad 4, random crop, random horizontal flip: the standard
+            CIFAR recipe, applied on the device before the method) or ``"none"``.
         seed: seed for initialisation, data order, augmentation and DAMP noise.
         num_classes: classes of the model (``None``: from the dataset's ``classes``).
         num_workers: DataLoader workers.
@@ -81,6 +89,7 @@ class TrainConfig:
     momentum: float = 0.9
     damp_sigma: float | None = None
     damp_m: int = 8
+    base_augmentation: str = "crop_flip"
     seed: int = 0
     num_classes: int | None = None
     num_workers: int = 0
@@ -109,6 +118,10 @@ class TrainConfig:
             )
         if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 2):
             raise AugrobustValueError(f"TrainConfig.num_classes must be None or an int >= 2, got {self.num_classes!r}.")
+        if self.base_augmentation not in BASE_AUGMENTATIONS:
+            raise AugrobustValueError(
+                f"TrainConfig.base_augmentation must be one of {sorted(BASE_AUGMENTATIONS)}, got {self.base_augmentation!r}."
+            )
         if not isinstance(self.data, str) or not self.data:
             raise AugrobustValueError(f"TrainConfig.data must be a non-empty string, got {self.data!r}.")
         return self
@@ -405,6 +418,7 @@ def _train(
         f"{steps_per_epoch} steps/epoch"
     )
 
+    base_augmentation = BASE_AUGMENTATIONS[config.base_augmentation]
     last = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
     for epoch in range(start_epoch, last):
         t0 = time.perf_counter()
@@ -414,7 +428,7 @@ def _train(
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         for xb, yb in loader:
-            x = _to_float(xb.to(device, non_blocking=True))
+            x = base_augmentation(_to_float(xb.to(device, non_blocking=True)))
             y = yb.to(device, non_blocking=True)
             forward = functools.partial(damp.forward, net) if damp is not None else net
             if hasattr(method, "loss"):  # a method with its own objective (e.g. AFA's auxiliary route)
