@@ -45,6 +45,7 @@ from augrobust.train import (
     perturbable_modules,
     train,
 )
+from augrobust.train.afa import strip_dual_bn
 
 # -- an independent float64 transcription of the reference formula --------------------------------------
 
@@ -329,6 +330,15 @@ def test_convert_to_dual_bn_replaces_every_batchnorm_and_keeps_the_function():
         [m for m in model.modules() if isinstance(m, DualBatchNorm2d)]
     ) == count  # idempotent
     assert isinstance(convert_to_dual_bn(nn.BatchNorm2d(2)), DualBatchNorm2d)
+    # Back to a plain network with the main copies: same function, loads into the unconverted architecture.
+    with torch.no_grad():
+        for d in duals:
+            d.aux.running_mean.add_(5.0)
+    expected = model(x)
+    plain = strip_dual_bn(model)
+    assert not any(isinstance(m, DualBatchNorm2d) for m in plain.modules())
+    torch.testing.assert_close(plain(x), expected)
+    build_model("resnet8_cifar", 5).load_state_dict(plain.state_dict())
 
 
 def test_auxiliary_route_switches_and_restores_even_on_error():

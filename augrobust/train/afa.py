@@ -16,6 +16,7 @@ Pieces:
   evaluation mode always uses ``main``.
 * :func:`convert_to_dual_bn`: replace every ``BatchNorm2d`` of a model (both copies start from its state).
 * :func:`auxiliary_route`: a context manager routing every dual BN of a model through ``aux``.
+* :func:`strip_dual_bn`: back to plain ``BatchNorm2d`` (the main copies), for export and evaluation.
 * :class:`AFA` (method ``"afa"``: the two-stream objective above) and :class:`AFANoAux` (method
   ``"afa_noaux"``: ``FourierNoise`` on every image in a single stream, the paper's "AFA w/o aux").
 """
@@ -33,7 +34,15 @@ from torch import nn
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.train.methods import register_method
 
-__all__ = ["AFA", "AFANoAux", "DualBatchNorm2d", "auxiliary_route", "convert_to_dual_bn", "dual_bn_modules"]
+__all__ = [
+    "AFA",
+    "AFANoAux",
+    "DualBatchNorm2d",
+    "auxiliary_route",
+    "convert_to_dual_bn",
+    "dual_bn_modules",
+    "strip_dual_bn",
+]
 
 _ROUTES = ("M", "A")
 
@@ -134,6 +143,26 @@ def convert_to_dual_bn(model: nn.Module) -> nn.Module:
         converted = convert_to_dual_bn(child)
         if converted is not child:
             setattr(model, name, converted)
+    return model
+
+
+def strip_dual_bn(model: nn.Module) -> nn.Module:
+    """Replace every :class:`DualBatchNorm2d` by its main ``BatchNorm2d``: the network used at test time.
+
+    For exporting or evaluating an AFA-trained model as a plain network (its ``state_dict`` then loads
+    into the unconverted architecture). Works in place and returns the model.
+
+    Example:
+        >>> net = convert_to_dual_bn(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)))
+        >>> type(strip_dual_bn(net)[1]).__name__
+        'BatchNorm2d'
+    """
+    if isinstance(model, DualBatchNorm2d):
+        return model.main
+    for name, child in model.named_children():
+        stripped = strip_dual_bn(child)
+        if stripped is not child:
+            setattr(model, name, stripped)
     return model
 
 
