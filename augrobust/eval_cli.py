@@ -51,9 +51,14 @@ def load_checkpoint_model(path: str | os.PathLike[str], device: str | torch.devi
     config = ckpt["config"]
     if "arch" not in config or "num_classes" not in config:
         raise AugrobustValueError(f"the checkpoint config lacks 'arch' or 'num_classes': {sorted(config)}.")
-    from augrobust.train import build_model  # the trainer's model factory
+    from augrobust.train import METHODS, build_model  # the trainer's model factory
 
     model = build_model(config["arch"], int(config["num_classes"]))
+    # A method that changed the model for training (AFA's dual BatchNorm) stored that form: rebuild it. Its
+    # eval mode is the plain network (DualBatchNorm2d evaluates with the main BN).
+    factory = METHODS.get(config.get("method", "erm"))
+    if factory is not None and hasattr(factory, "prepare_model"):
+        model = factory().prepare_model(model)
     state = dict(ckpt["model"])
     for prefix in _STRIP_PREFIXES:
         if state and all(k.startswith(prefix) for k in state):

@@ -429,12 +429,10 @@ def test_afa_under_damp_respects_the_route():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damp_sigma", [None, 0.1])
-def test_a_short_training_run_with_method_afa(tmp_path, monkeypatch, damp_sigma):
+def test_a_short_training_run_with_method_afa(tmp_path, damp_sigma):
+    """The trainer gives the model its dual BNs (AFA.prepare_model); the saved checkpoint evaluates as plain."""
     from augrobust.data import SyntheticShapes
-    from augrobust.train import trainer
 
-    # Until the trainer calls the method's prepare_model itself, build the dual-BN model for it (idempotent).
-    monkeypatch.setattr(trainer, "build_model", lambda arch, n: convert_to_dual_bn(build_model(arch, n)))
     config = TrainConfig(
         arch="resnet8_cifar", method="afa", data="synthetic16", epochs=1, batch_size=8, lr=0.05,
         damp_sigma=damp_sigma, damp_m=4,
@@ -446,3 +444,17 @@ def test_a_short_training_run_with_method_afa(tmp_path, monkeypatch, damp_sigma)
     dual = result.model[1].stem[1]
     assert isinstance(dual, DualBatchNorm2d) and dual.route == "M"
     assert not torch.equal(dual.aux.running_mean, dual.main.running_mean)  # the aux route saw its own batches
+
+
+@pytest.mark.slow
+def test_an_afa_checkpoint_evaluates_with_augrobust_eval(tmp_path):
+    """``augrobust eval`` rebuilds the dual-BN form the trainer saved and evaluates its main route."""
+    from augrobust.eval_cli import load_checkpoint_model
+    from augrobust.train import CHECKPOINT_NAME
+
+    config = TrainConfig(arch="resnet8_cifar", method="afa", data="synthetic:32", epochs=1, batch_size=16, lr=0.05)
+    result = train(config, tmp_path / "run", log=None)
+    model, stored = load_checkpoint_model(tmp_path / "run" / CHECKPOINT_NAME, device="cpu")
+    assert stored["method"] == "afa"
+    x = torch.rand(4, 3, 32, 32)
+    torch.testing.assert_close(model(x), result.model.eval()(x))

@@ -356,6 +356,11 @@ def _train(
     np.random.seed(config.seed)
     random.seed(config.seed)
     model = build_model(config.arch, num_classes).to(device)
+    if method is None:
+        method = get_method(config.method)
+    prepare_model = getattr(method, "prepare_model", None)
+    if prepare_model is not None:  # e.g. AFA's dual BatchNorm; before the optimizer, resume and DDP
+        model = prepare_model(model).to(device)
     if env.rank:
         torch.manual_seed(config.seed + 1_000_003 * env.rank)
         np.random.seed(config.seed + 1_000_003 * env.rank)
@@ -410,8 +415,6 @@ def _train(
     net: nn.Module = model
     if env.active:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if method is None:
-        method = get_method(config.method)
     say(
         f"training {config.arch} ({sum(p.numel() for p in model.parameters())} params) with {config.method}"
         f"{f' + {damp!r}' if damp is not None else ''} on {device} x{env.world_size}, "
