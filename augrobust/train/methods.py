@@ -27,6 +27,9 @@ class Method(Protocol):
     loss) also defines ``loss(model, forward, x, y) -> (loss, logits)``; the trainer then calls that
     instead of ``cross_entropy(forward(method(model, x, y)), y)``. ``forward`` is the training forward
     (DAMP's per-sub-batch pass when DAMP is on, else ``model``); ``logits`` feed the running accuracy.
+    A method that needs a changed model (AFA's dual BatchNorm) defines ``prepare_model(model) -> model``:
+    the trainer calls it once before building the optimizer, and ``augrobust eval`` again to load the
+    checkpoint.
     """
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
