@@ -126,7 +126,9 @@ def removal_order(size: int | Sequence[int], *, reference_layout: bool = True) -
 def _parse_size(size: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(size, int) and not isinstance(size, bool):
         dims = (size, size)
-    elif isinstance(size, Sequence) and len(size) == 2 and all(isinstance(s, int) and not isinstance(s, bool) for s in size):
+    elif isinstance(size, Sequence) and len(size) == 2 and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in size
+    ):
         dims = (int(size[0]), int(size[1]))
     else:
         raise AugrobustTypeError(f"size must be an int or a pair (H, W) of ints, got {size!r}.")
@@ -200,7 +202,12 @@ def compute_dfms(
         torch.Size([2, 8, 8])
     """
     images = _as_images(images)
-    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype.is_floating_point or labels.is_complex():
+    if (
+        not isinstance(labels, torch.Tensor)
+        or labels.ndim != 1
+        or labels.dtype.is_floating_point
+        or labels.is_complex()
+    ):
         raise AugrobustTypeError("labels must be a 1-D integer torch.Tensor with one label per image.")
     if labels.shape[0] != images.shape[0]:
         raise AugrobustValueError(f"{images.shape[0]} images but {labels.shape[0]} labels.")
@@ -215,7 +222,9 @@ def compute_dfms(
         raise AugrobustValueError(f"labels must be >= 0, got {int(labels_cpu.min())}.")
     k = int(labels_cpu.max()) + 1 if num_classes is None else num_classes
     if isinstance(k, bool) or not isinstance(k, int) or k < 1 or int(labels_cpu.max()) >= k:
-        raise AugrobustValueError(f"num_classes must be an int > max(labels) = {int(labels_cpu.max())}, got {num_classes!r}.")
+        raise AugrobustValueError(
+            f"num_classes must be an int > max(labels) = {int(labels_cpu.max())}, got {num_classes!r}."
+        )
     counts = torch.bincount(labels_cpu, minlength=k)
     if (counts == 0).any():
         missing = torch.nonzero(counts == 0).flatten().tolist()
@@ -226,7 +235,9 @@ def compute_dfms(
     if not isinstance(order, torch.Tensor) or tuple(order.shape) != (h, w) or order.is_floating_point() and not bool(
         (order == order.round()).all()
     ):
-        raise AugrobustValueError(f"order must be an integer-valued ({h}, {w}) tensor (see removal_order), got {order!r:.80}.")
+        raise AugrobustValueError(
+            f"order must be an integer-valued ({h}, {w}) tensor (see removal_order), got {order!r:.80}."
+        )
     order = order.to(torch.int64)
     levels = torch.unique(order[order > 0]).flip(0).tolist()  # highest (next to DC) first
 
@@ -281,7 +292,8 @@ def _check_dfms(dfms: object, source: str) -> torch.Tensor:
         raise AugrobustTypeError(f"{source}: DFMs must be a tensor of shape (K, H, W), got {type(dfms).__name__}.")
     if dfms.ndim != 3 or min(dfms.shape) < 1:
         raise AugrobustValueError(f"{source}: DFMs must have shape (K, H, W) with K >= 1, got {tuple(dfms.shape)}.")
-    if dfms.is_complex() or not (dfms.is_floating_point() or dfms.dtype in (torch.bool, torch.uint8, torch.int32, torch.int64)):
+    integer_like = (torch.bool, torch.uint8, torch.int32, torch.int64)
+    if dfms.is_complex() or not (dfms.is_floating_point() or dfms.dtype in integer_like):
         raise AugrobustTypeError(f"{source}: DFMs must be real numbers, got dtype {dfms.dtype}.")
     dfms = dfms.to(torch.float32)
     if not bool(torch.isfinite(dfms).all()):
@@ -334,7 +346,8 @@ def _check_meta(value: object, where: str) -> None:
             _check_meta(item, f"{where}[{key!r}]")
         return
     raise AugrobustTypeError(
-        f"{where} must hold only str, numbers, bools, None, lists and dicts (weights_only-safe), got {type(value).__name__}."
+        f"{where} must hold only str, numbers, bools, None, lists and dicts (weights_only-safe), "
+        f"got {type(value).__name__}."
     )
 
 
@@ -355,7 +368,9 @@ def load_dfms(
     """
     path = Path(path)
     if not path.is_file():
-        raise AugrobustValueError(f"No DFM file at {str(path)!r}; compute one with augrobust.dfm.compute_dfms + save_dfms.")
+        raise AugrobustValueError(
+            f"No DFM file at {str(path)!r}; compute one with augrobust.dfm.compute_dfms + save_dfms."
+        )
     meta: dict[str, Any] = {}
     if path.suffix == ".pkl":
         dfms = load_reference_dfms(path)
@@ -376,10 +391,14 @@ def load_dfms(
         if not isinstance(data, dict) or data.get("format") != DFM_FORMAT or "dfms" not in data:
             found = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
             raise AugrobustValueError(
-                f"{str(path)!r} is not an augrobust DFM file (expected a dict with format={DFM_FORMAT!r}, found {found})."
+                f"{str(path)!r} is not an augrobust DFM file (expected a dict with format={DFM_FORMAT!r}, "
+                f"found {found})."
             )
         if data.get("version") != _FORMAT_VERSION:
-            raise AugrobustValueError(f"{str(path)!r} has DFM format version {data.get('version')!r}; this augrobust reads {_FORMAT_VERSION}.")
+            raise AugrobustValueError(
+                f"{str(path)!r} has DFM format version {data.get('version')!r}; "
+                f"this augrobust reads {_FORMAT_VERSION}."
+            )
         dfms = _check_dfms(data["dfms"], str(path))
         meta = data.get("meta") or {}
     return (dfms, meta) if return_meta else dfms

@@ -43,7 +43,9 @@ def np_filter(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.real(np.fft.ifft2(np.fft.ifftshift(spectrum * mask, axes=(-2, -1))))
 
 
-def np_reference_sweep(predict, images: np.ndarray, labels: np.ndarray, order: np.ndarray, t: float, k: int) -> np.ndarray:
+def np_reference_sweep(
+    predict, images: np.ndarray, labels: np.ndarray, order: np.ndarray, t: float, k: int
+) -> np.ndarray:
     """Compute_DFM_CIFAR.py's loop for every class, as written there (one class at a time, float64)."""
     dfms = []
     for c in range(k):
@@ -86,13 +88,16 @@ def test_frequency_mask_matches_the_reference_formula(h, w, per_image):
 
 def test_frequency_mask_algebra():
     g = torch.Generator().manual_seed(0)
-    x1, x2 = torch.rand(4, 3, 16, 12, generator=g, dtype=torch.float64), torch.rand(4, 3, 16, 12, generator=g, dtype=torch.float64)
+    x1 = torch.rand(4, 3, 16, 12, generator=g, dtype=torch.float64)
+    x2 = torch.rand(4, 3, 16, 12, generator=g, dtype=torch.float64)
     torch.testing.assert_close(frequency_mask(x1, torch.ones(16, 12)), x1, rtol=0, atol=1e-12)
     dc_only = torch.zeros(16, 12)
     dc_only[8, 6] = 1
-    torch.testing.assert_close(frequency_mask(x1, dc_only), x1.mean((-2, -1), keepdim=True).expand_as(x1), rtol=0, atol=1e-12)
+    channel_mean = x1.mean((-2, -1), keepdim=True).expand_as(x1)
+    torch.testing.assert_close(frequency_mask(x1, dc_only), channel_mean, rtol=0, atol=1e-12)
     m = (torch.rand(4, 16, 12, generator=g) > 0.5).double()
-    torch.testing.assert_close(frequency_mask(2.0 * x1 - 3.0 * x2, m), 2.0 * frequency_mask(x1, m) - 3.0 * frequency_mask(x2, m))
+    combined = 2.0 * frequency_mask(x1, m) - 3.0 * frequency_mask(x2, m)
+    torch.testing.assert_close(frequency_mask(2.0 * x1 - 3.0 * x2, m), combined)
     # (C, H, W) input with one mask equals the batched call.
     torch.testing.assert_close(frequency_mask(x1[1], m[1]), frequency_mask(x1, m)[1])
 
@@ -293,8 +298,9 @@ def test_v2_form_takes_the_label_from_the_sample():
         seen_without.add(_identify(aug(img).as_subclass(torch.Tensor), img.as_subclass(torch.Tensor), masks))
     assert seen_with == {-1, 0, 2}  # never class 1's own DFM; unchanged when class 1 was drawn
     assert seen_without == {0, 1, 2}  # no label: every class, always filtered
+    plain = img.as_subclass(torch.Tensor)
     seen_dict = {
-        _identify(aug({"image": img, "label": torch.tensor(2)})["image"].as_subclass(torch.Tensor), img.as_subclass(torch.Tensor), masks)
+        _identify(aug({"image": img, "label": torch.tensor(2)})["image"].as_subclass(torch.Tensor), plain, masks)
         for _ in range(20)
     }
     assert seen_dict == {-1, 0, 1}
@@ -312,7 +318,8 @@ class _FrequencyDetector(nn.Module):
 
     def __init__(self, size: int, ky: int, kx: int, threshold: float) -> None:
         super().__init__()
-        r, c = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij")
+        axis = torch.arange(size, dtype=torch.float64)
+        r, c = torch.meshgrid(axis, axis, indexing="ij")
         phase = 2 * torch.pi * (ky * r + kx * c) / size
         self.register_buffer("cos", torch.cos(phase))
         self.register_buffer("sin", torch.sin(phase))
@@ -327,7 +334,8 @@ class _FrequencyDetector(nn.Module):
 def _detector_data(size: int = 8, ky: int = 1, kx: int = 2, n: int = 40):
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(n) % 2
-    r, c = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij")
+    axis = torch.arange(size, dtype=torch.float64)
+    r, c = torch.meshgrid(axis, axis, indexing="ij")
     phase = torch.rand(n, 1, 1, generator=g, dtype=torch.float64) * 2 * torch.pi
     wave = torch.cos(2 * torch.pi * (ky * r + kx * c) / size + phase)
     x = 0.5 + 0.02 * torch.randn(n, 1, size, size, generator=g, dtype=torch.float64)
@@ -365,7 +373,9 @@ def test_sweep_equals_the_reference_loop_on_a_random_model():
     assert torch.bincount(y, minlength=k).min() > 5
     order = removal_order(size)
     calls = []
-    ours = compute_dfms(model, x, y, tolerance=1, batch_size=16, center=mean, progress=lambda i, n: calls.append((i, n)))
+    ours = compute_dfms(
+        model, x, y, tolerance=1, batch_size=16, center=mean, progress=lambda i, n: calls.append((i, n))
+    )
 
     def predict(images: np.ndarray) -> np.ndarray:
         with torch.no_grad():

@@ -41,7 +41,9 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _check_masks(masks: object, name: str = "masks") -> torch.Tensor:
     if not isinstance(masks, torch.Tensor):
-        raise AugrobustTypeError(f"{name} must be a torch.Tensor of shape (H, W) or (B, H, W), got {type(masks).__name__}.")
+        raise AugrobustTypeError(
+            f"{name} must be a torch.Tensor of shape (H, W) or (B, H, W), got {type(masks).__name__}."
+        )
     if masks.ndim not in (2, 3):
         raise AugrobustValueError(
             f"{name} must have shape (H, W) or (B, H, W) in fftshift layout, got shape {tuple(masks.shape)}."

@@ -58,8 +58,8 @@ class DFMXMethod:
                 dfms = os.environ.get(DFMS_ENV) or None
                 if dfms is None:
                     raise AugrobustValueError(
-                        f"method 'dfmx' needs DFMs: set {DFMS_ENV}=/path/to/dfms.pt (written by augrobust.dfm.save_dfms) "
-                        "or pass DFMXMethod(dfms=...)."
+                        f"method 'dfmx' needs DFMs: set {DFMS_ENV}=/path/to/dfms.pt (written by "
+                        "augrobust.dfm.save_dfms) or pass DFMXMethod(dfms=...)."
                     )
             augmentation = DFMX(dfms, p=p, clip=clip)
         self.augmentation = augmentation

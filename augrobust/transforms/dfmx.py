@@ -48,7 +48,9 @@ def _as_dfms(dfms: object) -> torch.Tensor:
             f"{type(dfms).__name__}."
         )
     if dfms.ndim != 3 or dfms.shape[0] < 1 or dfms.is_complex():
-        raise AugrobustValueError(f"dfms must be a real (K, H, W) tensor with K >= 1 classes, got shape {tuple(dfms.shape)}.")
+        raise AugrobustValueError(
+            f"dfms must be a real (K, H, W) tensor with K >= 1 classes, got shape {tuple(dfms.shape)}."
+        )
     dfms = dfms.detach().to(torch.float32).clone()
     if not bool(torch.isfinite(dfms).all()):
         raise AugrobustValueError("dfms contain NaN or infinite values.")
@@ -151,17 +153,25 @@ class DFMX(RobustAugmentation):
     def _check_labels(self, labels: object, input: torch.Tensor) -> torch.Tensor:
         batch = input.shape[0] if input.ndim == 4 else 1
         if isinstance(labels, bool) or not isinstance(labels, (int, torch.Tensor, np.ndarray, list, tuple)):
-            raise AugrobustTypeError(f"labels must be integer class labels (a tensor of shape (B,)), got {type(labels).__name__}.")
+            raise AugrobustTypeError(
+                f"labels must be integer class labels (a tensor of shape (B,)), got {type(labels).__name__}."
+            )
         y = torch.as_tensor(labels, device=input.device)
         if y.dtype.is_floating_point or y.is_complex() or y.dtype == torch.bool:
-            raise AugrobustTypeError(f"labels must be integer class indices, got dtype {y.dtype} (one-hot? use y.argmax(1)).")
+            raise AugrobustTypeError(
+                f"labels must be integer class indices, got dtype {y.dtype} (one-hot? use y.argmax(1))."
+            )
         if y.ndim == 0 or (y.ndim == 1 and y.shape[0] == 1 and batch != 1):
             y = y.reshape(1).expand(batch)
         if y.shape != (batch,):
-            raise AugrobustValueError(f"labels must have shape ({batch},) for an input of shape {tuple(input.shape)}, got {tuple(y.shape)}.")
+            raise AugrobustValueError(
+                f"labels must have shape ({batch},) for an input of shape {tuple(input.shape)}, got {tuple(y.shape)}."
+            )
         if y.device.type == "cpu" and y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
             # Checked where it is free (no device sync); elsewhere an out-of-range label never matches.
-            raise AugrobustValueError(f"labels must lie in 0..{self.num_classes - 1} (the DFMs' classes), got {y.tolist()[:8]}.")
+            raise AugrobustValueError(
+                f"labels must lie in 0..{self.num_classes - 1} (the DFMs' classes), got {y.tolist()[:8]}."
+            )
         return y.to(torch.int64)
 
     def forward(  # type: ignore[override]
@@ -189,11 +199,14 @@ class DFMX(RobustAugmentation):
         self, shape: torch.Size, *, generator: torch.Generator | None, device: torch.device
     ) -> dict[str, torch.Tensor]:
         batch = shape[0]
-        draws = torch.randint(self.num_classes, (1 if self.same_on_batch else batch,), generator=generator, device=device)
-        other = draws.expand(batch).contiguous()
+        rows = 1 if self.same_on_batch else batch
+        other = torch.randint(self.num_classes, (rows,), generator=generator, device=device).expand(batch).contiguous()
         labels = self._draw_labels
-        keep_going = torch.ones(batch, dtype=torch.bool, device=device) if labels is None else other != labels.to(device)
-        return {"other": other, "filter": keep_going}
+        if labels is None:
+            chosen = torch.ones(batch, dtype=torch.bool, device=device)
+        else:
+            chosen = other != labels.to(device)  # the reference leaves an image alone when its own class is drawn
+        return {"other": other, "filter": chosen}
 
     def apply_params(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         h, w = self.dfms.shape[-2:]
@@ -276,7 +289,9 @@ def dfmx_v2_form(base: type) -> type:
                 draw = params["draw"]
                 k = self.op.num_classes
                 if (isinstance(label, int) or label.device.type == "cpu") and not 0 <= int(label) < k:
-                    raise AugrobustValueError(f"the sample's label {int(label)} is not one of the DFMs' classes 0..{k - 1}.")
+                    raise AugrobustValueError(
+                        f"the sample's label {int(label)} is not one of the DFMs' classes 0..{k - 1}."
+                    )
                 y = torch.as_tensor(label, dtype=torch.int64, device=draw["other"].device)
                 draw["filter"] = draw["other"] != y
             return params
