@@ -21,15 +21,27 @@ from __future__ import annotations
 from augrobust import functional, v2
 from augrobust.corruptions import corrupt, get_corruption_names, sample_corruption_params
 from augrobust.errors import AugrobustError, AugrobustTypeError, AugrobustValueError
-from augrobust.transforms import Corruption, GaussianNoise, RandomCorruption, RobustAugmentation, SpeckleNoise
+from augrobust.transforms import (
+    DFMX,
+    AdversarialNoise,
+    Corruption,
+    FourierNoise,
+    GaussianNoise,
+    RandomCorruption,
+    RobustAugmentation,
+    SpeckleNoise,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdversarialNoise",
     "AugrobustError",
     "AugrobustTypeError",
     "AugrobustValueError",
     "Corruption",
+    "DFMX",
+    "FourierNoise",
     "GaussianNoise",
     "RandomCorruption",
     "RobustAugmentation",

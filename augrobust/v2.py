@@ -37,7 +37,17 @@ from augrobust._tensor import check_image, from_float, to_float
 from augrobust import transforms as _kornia_forms
 from augrobust.transforms.base import RobustAugmentation
 
-__all__ = ["Corruption", "GaussianNoise", "RandomCorruption", "RobustTransformV2", "SpeckleNoise", "v2_form"]
+__all__ = [
+    "DFMX",
+    "AdversarialNoise",
+    "Corruption",
+    "FourierNoise",
+    "GaussianNoise",
+    "RandomCorruption",
+    "RobustTransformV2",
+    "SpeckleNoise",
+    "v2_form",
+]
 
 
 def _is_image_like(inpt: Any) -> bool:
@@ -115,22 +125,32 @@ class RobustTransformV2(v2.Transform):
 def v2_form(kornia_class: type[RobustAugmentation]) -> type[RobustTransformV2]:
     """Build the torchvision v2 class of a kornia-form augrobust transform (same name and arguments)."""
     name = kornia_class.__name__
-    cls = type(
+
+    def __init__(self: RobustTransformV2, *args: Any, **kwargs: Any) -> None:
+        RobustTransformV2.__init__(self, *args, **kwargs)
+
+    # Each class gets its own __init__ so that help() / inspect show that transform's arguments (setting the
+    # signature on the shared base __init__ would give every class the last one built).
+    __init__.__signature__ = inspect.signature(kornia_class.__init__)  # type: ignore[attr-defined]
+    __init__.__qualname__ = f"{name}.__init__"
+    return type(
         name,
         (RobustTransformV2,),
         {
             "kornia_class": kornia_class,
+            "__init__": __init__,
             "__module__": __name__,
             "__qualname__": name,
             "__doc__": f"torchvision v2 form of :class:`augrobust.{name}` (same arguments).\n\n"
             + (kornia_class.__doc__ or ""),
         },
     )
-    cls.__init__.__signature__ = inspect.signature(kornia_class.__init__)  # type: ignore[attr-defined]
-    return cls
 
 
+AdversarialNoise = v2_form(_kornia_forms.AdversarialNoise)
 Corruption = v2_form(_kornia_forms.Corruption)
+DFMX = _kornia_forms.dfmx.dfmx_v2_form(v2_form(_kornia_forms.DFMX))  # label-aware: takes the label from the sample
+FourierNoise = v2_form(_kornia_forms.FourierNoise)
 GaussianNoise = v2_form(_kornia_forms.GaussianNoise)
 RandomCorruption = v2_form(_kornia_forms.RandomCorruption)
 SpeckleNoise = v2_form(_kornia_forms.SpeckleNoise)

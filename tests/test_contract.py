@@ -149,6 +149,14 @@ def test_v2_form_keeps_dtype_rank_and_leading_dims(entry):
         assert y.shape == x.shape and y.dtype == x.dtype
 
 
+def test_v2_form_documents_its_own_arguments(entry):
+    """help(augrobust.v2.X) shows X's arguments (the kornia form's signature), not another transform's."""
+    import inspect
+
+    v2_class = type(entry.v2())
+    assert inspect.signature(v2_class.__init__) == inspect.signature(entry.cls.__init__)
+
+
 class _SameImage(Dataset):
     def __len__(self) -> int:
         return 4

@@ -6,6 +6,13 @@
 
 from __future__ import annotations
 
+from augrobust.functional.adversarial_noise import (
+    NoiseGenerator,
+    apply_adversarial_noise,
+    project_l2,
+    sample_adversarial_noise,
+)
+from augrobust.functional.fourier_basis import apply_fourier_noise, fourier_basis_waves, sample_fourier_noise
 from augrobust.functional.noise import (
     GNT_SIGMAS,
     SPECKLE_SIGMAS,
@@ -26,13 +33,20 @@ __all__ = [
     "GNT_SIGMAS",
     "SPECKLE_SIGMAS",
     "L2Calibration",
+    "NoiseGenerator",
+    "apply_adversarial_noise",
+    "project_l2",
+    "sample_adversarial_noise",
+    "apply_fourier_noise",
     "apply_gaussian_noise",
     "apply_speckle_noise",
     "calibrate_l2",
     "eps_for_sigma",
+    "fourier_basis_waves",
     "gaussian_noise",
     "gaussian_noise_l2",
     "parse_strength",
+    "sample_fourier_noise",
     "sample_gaussian_noise",
     "sample_speckle_noise",
     "speckle_noise",

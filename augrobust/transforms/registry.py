@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from augrobust.corruptions import registered_names
+from augrobust.functional.adversarial_noise import NoiseGenerator
+from augrobust.transforms.adversarial_noise import AdversarialNoise
 from augrobust.transforms.base import RobustAugmentation
 from augrobust.transforms.corruption import Corruption, RandomCorruption
+from augrobust.transforms.dfmx import DFMX, example_dfms
+from augrobust.transforms.fourier_noise import FourierNoise
 from augrobust.transforms.gaussian_noise import GaussianNoise
 from augrobust.transforms.speckle_noise import SpeckleNoise
 
@@ -41,6 +45,13 @@ _FIXED: list[Callable[[], TransformEntry]] = [
     lambda: TransformEntry("GaussianNoise[mult]", GaussianNoise, {"sigma": [0.08, 0.12, 0.18, 0.26, 0.38]}),
     lambda: TransformEntry("GaussianNoise[eps]", GaussianNoise, {"eps": 10.0}),
     lambda: TransformEntry("SpeckleNoise", SpeckleNoise, {}),
+    lambda: TransformEntry("AdversarialNoise", AdversarialNoise, {"generators": NoiseGenerator(3, seed=0), "eps": 5.0}),
+    lambda: TransformEntry(
+        "AdversarialNoise[history]", AdversarialNoise,
+        {"generators": [NoiseGenerator(3, kernel_size=k, seed=s, init_std=0.2) for s, k in ((1, 1), (2, 1), (3, 1))], "eps": (2.0, 8.0)},
+    ),
+    lambda: TransformEntry("FourierNoise", FourierNoise, {"mean_strength": 10.0}),
+    lambda: TransformEntry("DFMX", DFMX, {"dfms": example_dfms(10, 32), "p": 0.5}),
     lambda: TransformEntry("RandomCorruption", RandomCorruption, {"names": "all", "severity": (1, 5)}),
 ]
 
