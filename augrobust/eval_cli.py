@@ -58,7 +58,7 @@ def load_checkpoint_model(path: str | os.PathLike[str], device: str | torch.devi
     # eval mode is the plain network (DualBatchNorm2d evaluates with the main BN).
     factory = METHODS.get(config.get("method", "erm"))
     if factory is not None and hasattr(factory, "prepare_model"):
-        model = factory().prepare_model(model)
+        model = factory(**config.get("method_options", {})).prepare_model(model)
     state = dict(ckpt["model"])
     for prefix in _STRIP_PREFIXES:
         if state and all(k.startswith(prefix) for k in state):

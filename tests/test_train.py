@@ -290,3 +290,31 @@ def test_random_crop_flip_is_a_padded_crop_and_a_fair_flip_per_image():
 def test_base_augmentation_is_validated():
     with pytest.raises(AugrobustValueError, match="base_augmentation"):
         TrainConfig(base_augmentation="mixup").validate()
+
+
+def test_method_options_reach_the_factory_and_are_checked(tmp_path):
+    from augrobust.train import get_method
+
+    assert get_method("gnt", sigma=0.1, p=0.25).sigma == 0.1
+    with pytest.raises(AugrobustValueError, match="does not take the options"):
+        get_method("gnt", sigmaa=0.1)
+    with pytest.raises(AugrobustValueError, match="method_options"):
+        TrainConfig(method="gnt", method_options={"augmentation": object()}).validate()
+    config = TrainConfig(**{**_CONFIG, "epochs": 1, "method": "gnt", "method_options": {"sigma": 0.0, "p": 1.0}})
+    train(config, tmp_path / "a", datasets=_data(), log=None)
+    stored = load_checkpoint(tmp_path / "a" / CHECKPOINT_NAME)["config"]
+    assert stored["method_options"] == {"sigma": 0.0, "p": 1.0}
+    assert TrainConfig.from_dict(config.to_dict()).method_options == {"sigma": 0.0, "p": 1.0}
+    with pytest.raises(AugrobustValueError, match="does not take the options"):
+        train(TrainConfig(**{**config.to_dict(), "method_options": {"bad": 1}}), tmp_path / "b", datasets=_data(), log=None)
+
+
+def test_cli_method_option_parses_json_values():
+    parser = argparse.ArgumentParser()
+    train_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["train", "--out", "x", "--method", "gnt", "--method-option", "sigma=0.2", "--method-option", "p=0.5"]
+    )
+    assert dict(args.method_option) == {"sigma": 0.2, "p": 0.5}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--out", "x", "--method-option", "sigma"])

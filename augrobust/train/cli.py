@@ -10,11 +10,23 @@ Example::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
 from augrobust.errors import AugrobustError
 
 __all__ = ["add_parser", "run"]
+
+
+def _method_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -31,6 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "the device; --damp-sigma turns on DAMP. Writes OUT/checkpoint.pt every epoch and OUT/metrics.jsonl.",
     )
     p.add_argument("--method", default=d.method, choices=sorted(METHODS), help="training method (default: erm)")
+    p.add_argument(
+        "--method-option", action="append", default=[], metavar="KEY=VALUE", type=_method_option,
+        help="an option of the method, repeatable; VALUE is read as JSON if it parses, else as a string "
+        "(e.g. --method gnt --method-option sigma=0.2, --method dfmx --method-option dfms=dfms.pt)",
+    )  # fmt: skip
     p.add_argument("--damp-sigma", type=float, default=None, help="DAMP sigma, e.g. 0.2 (default: off)")
     p.add_argument("--damp-m", type=int, default=d.damp_m, help="DAMP sub-batches per global batch (default: 8)")
     p.add_argument(
@@ -61,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         config = TrainConfig(
             arch=args.arch,
             method=args.method,
+            method_options=dict(args.method_option),
             data=args.data,
             epochs=args.epochs,
             batch_size=args.batch_size,

@@ -9,8 +9,9 @@ DAMP is not a method: it changes the forward/optimiser and combines with any met
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -135,12 +136,27 @@ def register_method(name: str, factory: Callable[[], Method]) -> None:
     METHODS[name] = factory
 
 
-def get_method(name: str) -> Method:
-    """Instantiate the method registered as ``name``.
+def get_method(name: str, **options: Any) -> Method:
+    """Instantiate the method registered as ``name`` with keyword ``options`` for its factory.
 
     Raises:
-        AugrobustValueError: unknown name (the message lists the registered ones).
+        AugrobustValueError: unknown name (the message lists the registered ones), or an option the
+            factory does not take (the message shows the factory's signature).
+
+    Example:
+        >>> get_method("gnt", sigma=0.1)
+        GNT(sigma=0.1, p=0.5)
     """
     if name not in METHODS:
         raise AugrobustValueError(f"Unknown training method {name!r}; choose one of {sorted(METHODS)}.")
-    return METHODS[name]()
+    factory = METHODS[name]
+    try:
+        signature = inspect.signature(factory)
+        signature.bind(**options)
+    except TypeError as err:
+        raise AugrobustValueError(
+            f"method {name!r} does not take the options {sorted(options)}: {err}; its factory is {name}{signature}."
+        ) from err
+    except ValueError:  # no introspectable signature (some builtins): let the call itself complain
+        pass
+    return factory(**options)

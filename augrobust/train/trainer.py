@@ -59,6 +59,8 @@ class TrainConfig:
     Args:
         arch: model name (see :data:`augrobust.train.models.ARCHITECTURES`).
         method: training method name (see :data:`augrobust.train.methods.METHODS`).
+        method_options: keyword arguments for the method's factory, plain JSON-like values (e.g.
+            ``{"sigma": 0.5, "p": 0.5}`` for ``gnt``, ``{"dfms": "dfms.pt"}`` for ``dfmx``).
         data: ``"synthetic"`` / ``"synthetic:N"`` (SyntheticShapes, N training images, N/5 test) or
             ``"cifar10:ROOT"``; or a label for datasets passed to :func:`train` directly.
         epochs: number of epochs.
@@ -81,6 +83,7 @@ class TrainConfig:
 
     arch: str = "resnet18_cifar"
     method: str = "erm"
+    method_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     data: str = "synthetic"
     epochs: int = 30
     batch_size: int = 128
@@ -100,6 +103,16 @@ class TrainConfig:
             raise AugrobustValueError(f"Unknown arch {self.arch!r}; choose one of {sorted(ARCHITECTURES)}.")
         if self.method not in METHODS:
             raise AugrobustValueError(f"Unknown method {self.method!r}; choose one of {sorted(METHODS)}.")
+        if not isinstance(self.method_options, dict) or not all(isinstance(k, str) for k in self.method_options):
+            raise AugrobustValueError(
+                f"TrainConfig.method_options must be a dict with string keys, got {self.method_options!r}."
+            )
+        try:  # stored in the checkpoint, which loads with weights_only=True: plain values only
+            json.dumps(self.method_options)
+        except (TypeError, ValueError) as err:
+            raise AugrobustValueError(
+                f"TrainConfig.method_options must hold plain JSON values (str, number, bool, list, dict): {err}"
+            ) from err
         for name, low in (("epochs", 1), ("batch_size", 1), ("damp_m", 1), ("seed", 0), ("num_workers", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -357,7 +370,7 @@ def _train(
     random.seed(config.seed)
     model = build_model(config.arch, num_classes).to(device)
     if method is None:
-        method = get_method(config.method)
+        method = get_method(config.method, **config.method_options)
     prepare_model = getattr(method, "prepare_model", None)
     if prepare_model is not None:  # e.g. AFA's dual BatchNorm; before the optimizer, resume and DDP
         model = prepare_model(model).to(device)
