@@ -60,3 +60,38 @@ def test_torchrun_two_cpu_processes(tmp_path):
     flat = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert torch.equal(flat, torch.tensor(ranks[0]["params"]))
     assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT_NAME, "metrics.jsonl", "rank0.json", "rank1.json"]
+
+
+_AFA_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import torch
+    from augrobust.data import SyntheticShapes
+    from augrobust.train import TrainConfig, train
+
+    out = sys.argv[1]
+    config = TrainConfig(arch="resnet8_cifar", method="afa", data="synthetic16", epochs=1, batch_size=8, lr=0.05)
+    data = (SyntheticShapes(16, seed=2, train=True, size=16), SyntheticShapes(8, seed=2, train=False, size=16))
+    result = train(config, out, datasets=data, log=None)
+    state = {k: v.flatten().tolist() for k, v in result.model.state_dict().items() if v.is_floating_point()}
+    with open(os.path.join(out, f"rank{os.environ['RANK']}.json"), "w") as f:
+        json.dump(state, f)
+    """
+)
+
+
+@pytest.mark.slow
+def test_torchrun_with_a_two_forward_method_keeps_replicas_identical(tmp_path):
+    """AFA runs a main and an auxiliary-BN forward before one backward: DDP still averages every gradient."""
+    script = tmp_path / "ddp_afa.py"
+    script.write_text(_AFA_SCRIPT)
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rank0, rank1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
+    weights = [k for k in rank0 if "running" not in k]  # BN running stats are per-rank (not synced), weights not
+    assert any(".aux." in k for k in weights) and any(".main." in k for k in weights)
+    for k in weights:
+        assert rank0[k] == rank1[k], k
