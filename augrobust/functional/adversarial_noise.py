@@ -94,14 +94,16 @@ class NoiseGenerator(nn.Module):
         self.channels, self.kernel_size, self.hidden = channels, kernel_size, hidden
         self.init_std = float(init_std)
         self.margin = kernel_size // 2
+        # Built on the meta device (no storage, no draw): torch's default conv init would consume the global
+        # RNG, so a generator built only to receive a saved state would shift every later draw of a resumed run.
         self.layers = nn.ModuleList(
             [
-                nn.Conv2d(channels, hidden, 1),
-                nn.Conv2d(hidden, hidden, kernel_size),
-                nn.Conv2d(hidden, hidden, 1),
-                nn.Conv2d(hidden, channels, 1),
+                nn.Conv2d(channels, hidden, 1, device="meta"),
+                nn.Conv2d(hidden, hidden, kernel_size, device="meta"),
+                nn.Conv2d(hidden, hidden, 1, device="meta"),
+                nn.Conv2d(hidden, channels, 1, device="meta"),
             ]
-        )
+        ).to_empty(device="cpu")
         self.reset_parameters(seed)
 
     def reset_parameters(self, seed: int | None = None) -> None:
