@@ -462,3 +462,21 @@ def test_training_with_method_ant(tmp_path):
     result = train(config, tmp_path / "run", datasets=data, method=method, log=None)
     assert method.step == 4 and len(method.history) == 2
     assert np.isfinite(result.history[0]["train_loss"]) and "test_acc" in result.history[0]
+
+
+@pytest.mark.slow
+def test_an_ant_run_resumed_from_its_checkpoint_equals_the_uninterrupted_run(tmp_path):
+    """The trainer saves ANT's generators, history and Adam state with the checkpoint and restores them."""
+    from augrobust.data import SyntheticShapes
+    from augrobust.train import TrainConfig, train
+
+    data = (SyntheticShapes(16, seed=1, train=True, size=16), SyntheticShapes(8, seed=1, train=False, size=16))
+    config = TrainConfig(
+        arch="resnet8_cifar", method="ant", method_options={"cycle_steps": 3, "retrain_steps": 2, "eps": 2.0},
+        data="synthetic16", epochs=3, batch_size=8, lr=0.05,
+    )  # fmt: skip
+    full = train(config, tmp_path / "full", datasets=data, log=None)
+    train(config, tmp_path / "part", datasets=data, stop_after_epoch=1, log=None)
+    resumed = train(config, tmp_path / "part", datasets=data, resume=True, log=None)
+    for name, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name

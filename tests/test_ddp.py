@@ -62,15 +62,17 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT_NAME, "metrics.jsonl", "rank0.json", "rank1.json"]
 
 
-_AFA_SCRIPT = textwrap.dedent(
+_TWO_PASS_SCRIPT = textwrap.dedent(
     """
     import json, os, sys
     import torch
     from augrobust.data import SyntheticShapes
     from augrobust.train import TrainConfig, train
 
-    out = sys.argv[1]
-    config = TrainConfig(arch="resnet8_cifar", method="afa", data="synthetic16", epochs=1, batch_size=8, lr=0.05)
+    out, method = sys.argv[1], sys.argv[2]
+    options = {"cycle_steps": 1, "retrain_steps": 2, "eps": 2.0} if method == "ant" else {}
+    config = TrainConfig(arch="resnet8_cifar", method=method, method_options=options, data="synthetic16", epochs=2,
+                         batch_size=8, lr=0.05)
     data = (SyntheticShapes(16, seed=2, train=True, size=16), SyntheticShapes(8, seed=2, train=False, size=16))
     result = train(config, out, datasets=data, log=None)
     state = {k: v.flatten().tolist() for k, v in result.model.state_dict().items() if v.is_floating_point()}
@@ -81,17 +83,32 @@ _AFA_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_torchrun_with_a_two_forward_method_keeps_replicas_identical(tmp_path):
-    """AFA runs a main and an auxiliary-BN forward before one backward: DDP still averages every gradient."""
-    script = tmp_path / "ddp_afa.py"
-    script.write_text(_AFA_SCRIPT)
+@pytest.mark.parametrize("method", ["afa", "ant"])
+def test_torchrun_with_a_two_pass_method_keeps_replicas_identical(tmp_path, method):
+    """AFA (main + auxiliary-BN forward, one backward) and ANT (a generator step, then the classifier step).
+
+    DDP still averages every classifier gradient (AFA's aux BNs included), and ANT's ranks play one generator.
+    """
+    script = tmp_path / "ddp_two_pass.py"
+    script.write_text(_TWO_PASS_SCRIPT)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out)]
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(out),
+        method,
+    ]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rank0, rank1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
     weights = [k for k in rank0 if "running" not in k]  # BN running stats are per-rank (not synced), weights not
-    assert any(".aux." in k for k in weights) and any(".main." in k for k in weights)
+    if method == "afa":
+        assert any(".aux." in k for k in weights) and any(".main." in k for k in weights)
     for k in weights:
         assert rank0[k] == rank1[k], k
+    if method == "ant":
+        states = load_checkpoint(out / CHECKPOINT_NAME)["method_ranks"]
+        generators = [state["generator"] for state in states]
+        assert generators[0].keys() == generators[1].keys()
+        for k in generators[0]:
+            assert torch.equal(generators[0][k], generators[1][k]), k
+        assert len(states[0]["history"]) == len(states[1]["history"]) >= 2

@@ -5,6 +5,7 @@ A small, readable loop rather than a framework: see :func:`train` and the ``augr
 
 from __future__ import annotations
 
+from augrobust.train.ant import ANT
 from augrobust.train.afa import AFA, AFANoAux, DualBatchNorm2d, auxiliary_route, convert_to_dual_bn
 from augrobust.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from augrobust.train.damp import DAMP, damp_parameter_names, perturbable_modules
@@ -16,6 +17,7 @@ from augrobust.train.trainer import CHECKPOINT_NAME, METRICS_NAME, TrainConfig, 
 __all__ = [
     "AFA",
     "AFANoAux",
+    "ANT",
     "ARCHITECTURES",
     "CHECKPOINT_NAME",
     "DAMP",

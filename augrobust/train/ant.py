@@ -28,6 +28,10 @@ reference documents (its loop stops at a share of ``p_clean``; the two agree at 
 
 Randomness (latents, fresh generator weights, snapshot choice) comes from torch's global RNG streams, which
 the trainer checkpoints; the generator, its optimiser and the history are in :meth:`ANT.state_dict`.
+
+Under DDP (``torchrun``) all ranks play ONE generator, as a single process would: a fresh generator's weights
+are broadcast from rank 0 and its gradients are averaged over the ranks before each Adam step. Latents and
+the snapshot choice stay per rank (they are per-sample draws).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import math
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -87,6 +92,10 @@ def batch_layout(
         chunks.append((start, end))
         share += p_history
     return n_current, chunks, n_noisy
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -213,7 +222,11 @@ class ANT:
         """
         assert self.channels is not None
         generator = NoiseGenerator(self.channels, kernel_size=self.kernel_size, seed=0 if placeholder else None)
-        return generator.to(device)
+        generator = generator.to(device)
+        if _distributed() and not placeholder:  # one generator for all ranks: rank 0's draw
+            for param in generator.parameters():
+                dist.broadcast(param.data, src=0)
+        return generator
 
     def _setup(self, x: torch.Tensor) -> None:
         if self.channels is None:
@@ -271,6 +284,10 @@ class ANT:
             grads = torch.autograd.grad(-ce, params)
         finally:
             classifier.train(was_training)
+        if _distributed():  # one generator for all ranks: average its gradient like DDP does the classifier's
+            for grad in grads:
+                dist.all_reduce(grad)
+                grad.div_(dist.get_world_size())
         for param, grad in zip(params, grads):
             param.grad = grad
         optimizer.step()

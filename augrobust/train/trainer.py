@@ -413,6 +413,12 @@ def _train(
         except (RuntimeError, KeyError, ValueError) as err:
             raise AugrobustValueError(f"Checkpoint {str(ckpt_path)!r} does not fit this model/optimizer: {err}") from err
         start_epoch = ckpt["epoch"]
+        if hasattr(method, "load_state_dict"):
+            if "method" not in ckpt:
+                raise AugrobustValueError(f"Checkpoint {str(ckpt_path)!r} lacks the state of method {config.method!r}.")
+            method_ranks = ckpt.get("method_ranks")
+            rank_state = method_ranks[env.rank] if method_ranks and len(method_ranks) == env.world_size else ckpt["method"]
+            method.load_state_dict(rank_state)
         rng = ckpt["rng"]
         per_rank = ckpt.get("rng_ranks")
         if env.rank and per_rank is not None and len(per_rank) == env.world_size:
@@ -467,6 +473,8 @@ def _train(
             "seconds": time.perf_counter() - t0,
         }
         rngs = env.gather(capture_rng(damp.generator if damp is not None else None))
+        # A stateful method (ANT's generators and their optimiser) is saved per rank, like the RNG streams.
+        method_states = env.gather(method.state_dict()) if hasattr(method, "state_dict") else None
         if env.rank == 0:
             if test_set is not None:
                 row["test_acc"] = _accuracy(model, test_set, device, max(local_batch, 256))
@@ -480,6 +488,10 @@ def _train(
             }
             if env.active:
                 checkpoint["rng_ranks"] = rngs
+            if method_states is not None:
+                checkpoint["method"] = method_states[0]
+                if env.active:
+                    checkpoint["method_ranks"] = method_states
             save_checkpoint(ckpt_path, checkpoint)
             with open(out / METRICS_NAME, "a") as f:
                 f.write(json.dumps(row) + "\n")
