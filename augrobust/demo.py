@@ -57,7 +57,6 @@ def _throughput(entries, batch: torch.Tensor, repeats: int = 3) -> list[tuple[st
 
 
 def run(args: argparse.Namespace) -> int:
-    from augrobust.functional import eps_for_sigma
     from augrobust.transforms.registry import transform_registry
 
     image = load_image(args.image, args.size)
@@ -67,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
         if label.startswith("Corruption["):
             overrides["severity"] = args.severity
             label = label[len("Corruption[") : -1]
-        if "eps" in entry.kwargs:  # the budget that matches GNT's sigma 0.5 at this image size
-            overrides["eps"] = round(eps_for_sigma(0.5, image.shape), 1)
-            label = f"GaussianNoise[eps={overrides['eps']}]"
-        entries.append((label, entry.build(**overrides)))
+        arguments = entry.arguments(image.shape, **overrides)
+        if "eps" in arguments and isinstance(arguments["eps"], float):  # the L2 budget at this image size
+            label = f"{label.split('[')[0]}[eps={arguments['eps']}]"
+        entries.append((label, entry.build(image.shape, **overrides)))
     tiles = [("original", image)]
     for label, aug in entries:
         tiles.append((label, aug(image)))

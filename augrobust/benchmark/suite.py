@@ -95,7 +95,8 @@ def _corruption_cases(names: Iterable[str], severity: int, reference_images: dic
 
 
 def default_cases(corruptions: Sequence[str] | None = None, severity: int = 3) -> list[BenchCase]:
-    """GNT rows (sigma and eps mode against the torch floor and kornia) and one row per corruption."""
+    """GNT rows (sigma and eps mode against the torch floor and kornia), ANT / AFA / DFM-X rows against their torch
+    floor (Gaussian draw + add + clamp, add + clamp, one rfft2/irfft2 round trip), and one row per corruption."""
     import kornia.augmentation as K
 
     import augrobust
@@ -121,6 +122,28 @@ def default_cases(corruptions: Sequence[str] | None = None, severity: int = 3) -
         aug = augrobust.SpeckleNoise(sigma=0.35)
         return lambda: aug(x)
 
+    def add_clamp_floor(x: torch.Tensor) -> Callable[[], Any]:
+        noise = 0.03 * torch.randn_like(x)  # precomputed: the floor of any additive noise is the add + clamp
+        return lambda: (x + noise).clamp(0, 1)
+
+    def fourier_noise(x: torch.Tensor) -> Callable[[], Any]:
+        aug = augrobust.FourierNoise(mean_strength=10.0)
+        return lambda: aug(x)
+
+    def fft_floor(x: torch.Tensor) -> Callable[[], Any]:
+        return lambda: torch.fft.irfft2(torch.fft.rfft2(x), s=x.shape[-2:])
+
+    def dfmx(x: torch.Tensor) -> Callable[[], Any]:
+        from augrobust.transforms.dfmx import example_dfms
+
+        aug = augrobust.DFMX(example_dfms(10, x.shape[-1]), p=1.0)
+        return lambda: aug(x)
+
+    def adversarial_noise(x: torch.Tensor) -> Callable[[], Any]:
+        generator = augrobust.functional.NoiseGenerator(x.shape[1], kernel_size=3, seed=0)
+        aug = augrobust.AdversarialNoise(generator, eps=eps_for_sigma(0.5, x.shape[1:])).to(x.device)
+        return lambda: aug(x)
+
     cases = [
         BenchCase("GaussianNoise(sigma=0.5)", "torch floor", gaussian_floor),
         BenchCase("GaussianNoise(sigma=0.5)", "augrobust", gnt_sigma),
@@ -128,6 +151,12 @@ def default_cases(corruptions: Sequence[str] | None = None, severity: int = 3) -
         BenchCase("GaussianNoise(eps)", "torch floor", gaussian_floor),
         BenchCase("GaussianNoise(eps)", "augrobust", gnt_eps),
         BenchCase("SpeckleNoise(sigma=0.35)", "augrobust", speckle),
+        BenchCase("AdversarialNoise(3x3 generator)", "torch floor", gaussian_floor),
+        BenchCase("AdversarialNoise(3x3 generator)", "augrobust", adversarial_noise),
+        BenchCase("FourierNoise(mean_strength=10)", "torch floor", add_clamp_floor),
+        BenchCase("FourierNoise(mean_strength=10)", "augrobust", fourier_noise),
+        BenchCase("DFMX(p=1)", "torch floor", fft_floor),
+        BenchCase("DFMX(p=1)", "augrobust", dfmx),
     ]
     names = list(registered_names() if corruptions is None else corruptions)
     # Slow references are timed on fewer images (the result is per image either way).

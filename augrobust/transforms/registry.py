@@ -6,11 +6,12 @@ entry, and the contract suite then tests it like every other one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from augrobust.corruptions import registered_names
+from augrobust.functional.noise import eps_for_sigma
 from augrobust.functional.adversarial_noise import NoiseGenerator
 from augrobust.transforms.adversarial_noise import AdversarialNoise
 from augrobust.transforms.base import RobustAugmentation
@@ -30,28 +31,44 @@ class TransformEntry:
     label: str
     cls: type[RobustAugmentation]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Arguments that depend on the image shape ``(C, H, W)`` (an L2 budget, per-resolution maps); ``kwargs``
+    #: hold their values for the contract suite's 32x32 RGB images.
+    at_shape: Callable[[tuple[int, int, int]], dict[str, Any]] | None = None
 
-    def build(self, **overrides: Any) -> RobustAugmentation:
-        return self.cls(**{**self.kwargs, **overrides})
+    def arguments(self, shape: Sequence[int] | None = None, **overrides: Any) -> dict[str, Any]:
+        sized = self.at_shape(tuple(shape[-3:])) if shape is not None and self.at_shape is not None else {}
+        return {**self.kwargs, **sized, **overrides}
 
-    def v2(self, **overrides: Any) -> Any:
+    def build(self, shape: Sequence[int] | None = None, **overrides: Any) -> RobustAugmentation:
+        """The kornia form; ``shape`` (the images' ``(..., C, H, W)``) adapts the shape-dependent arguments."""
+        return self.cls(**self.arguments(shape, **overrides))
+
+    def v2(self, shape: Sequence[int] | None = None, **overrides: Any) -> Any:
         from augrobust import v2
 
-        return getattr(v2, self.cls.__name__)(**{**self.kwargs, **overrides})
+        return getattr(v2, self.cls.__name__)(**self.arguments(shape, **overrides))
+
+
+def _gnt_budget(shape: tuple[int, int, int]) -> dict[str, Any]:
+    return {"eps": round(eps_for_sigma(0.5, shape), 1)}  # the budget that matches GNT's sigma 0.5
 
 
 _FIXED: list[Callable[[], TransformEntry]] = [
     lambda: TransformEntry("GaussianNoise", GaussianNoise, {"sigma": 0.5}),
     lambda: TransformEntry("GaussianNoise[mult]", GaussianNoise, {"sigma": [0.08, 0.12, 0.18, 0.26, 0.38]}),
-    lambda: TransformEntry("GaussianNoise[eps]", GaussianNoise, {"eps": 10.0}),
+    lambda: TransformEntry("GaussianNoise[eps]", GaussianNoise, {"eps": 10.0}, _gnt_budget),
     lambda: TransformEntry("SpeckleNoise", SpeckleNoise, {}),
-    lambda: TransformEntry("AdversarialNoise", AdversarialNoise, {"generators": NoiseGenerator(3, seed=0), "eps": 5.0}),
+    lambda: TransformEntry(
+        "AdversarialNoise", AdversarialNoise, {"generators": NoiseGenerator(3, seed=0), "eps": 5.0}, _gnt_budget
+    ),
     lambda: TransformEntry(
         "AdversarialNoise[history]", AdversarialNoise,
         {"generators": [NoiseGenerator(3, kernel_size=k, seed=s, init_std=0.2) for s, k in ((1, 1), (2, 1), (3, 1))], "eps": (2.0, 8.0)},
     ),
     lambda: TransformEntry("FourierNoise", FourierNoise, {"mean_strength": 10.0}),
-    lambda: TransformEntry("DFMX", DFMX, {"dfms": example_dfms(10, 32), "p": 0.5}),
+    lambda: TransformEntry(
+        "DFMX", DFMX, {"dfms": example_dfms(10, 32), "p": 0.5}, lambda shape: {"dfms": example_dfms(10, shape[-1])}
+    ),
     lambda: TransformEntry("RandomCorruption", RandomCorruption, {"names": "all", "severity": (1, 5)}),
 ]
 
