@@ -1,7 +1,8 @@
 """Functional kernels: pure functions, batched, device-agnostic (one module per family).
 
-``noise`` (GNT / speckle and L2 calibration), ``filters`` (Gaussian filters matching scikit-image), ``color``
-(scikit-image-exact HSV) and ``jpeg`` (the libjpeg round trip).
+``noise`` (GNT / speckle and L2 calibration), ``adversarial_noise`` (ANT's noise generators and L2 projection),
+``fourier_basis`` (AFA's planar waves), ``frequency_mask`` (DFM-X's spectral masking), ``filters`` (Gaussian
+filters matching scikit-image), ``color`` (scikit-image-exact HSV) and ``jpeg`` (the libjpeg round trip).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from augrobust.functional.adversarial_noise import (
     project_l2,
     sample_adversarial_noise,
 )
+from augrobust.functional.frequency_mask import frequency_mask
 from augrobust.functional.fourier_basis import apply_fourier_noise, fourier_basis_waves, sample_fourier_noise
 from augrobust.functional.noise import (
     GNT_SIGMAS,
@@ -43,6 +45,7 @@ __all__ = [
     "calibrate_l2",
     "eps_for_sigma",
     "fourier_basis_waves",
+    "frequency_mask",
     "gaussian_noise",
     "gaussian_noise_l2",
     "parse_strength",
