@@ -243,9 +243,8 @@ class _SubBatchBatchNorm(torch.autograd.Function):
     """Training-mode BatchNorm with whole-batch statistics and a perturbed gamma per sub-batch.
 
     Fused kernels throughout: ``native_batch_norm`` without affine for the whole batch, one ``addcmul`` for
-    the sub-batch affine; backward scales the output gradient by gamma_m and hands it to the whole-batch
-    ``native_batch_norm_backward`` (exact, since the affine sits after the normalisation); the gamma gradient,
-    summed over sub-batches, is the whole-batch ``sum(grad * x_hat)`` (one more kernel call).
+    the sub-batch affine; backward reduces ``grad`` and ``grad * x_hat`` per sub-batch in one pass (the gamma and
+    beta gradients, and everything the input gradient needs) and forms the input gradient in two fused passes.
     """
 
     @staticmethod
@@ -275,16 +274,32 @@ class _SubBatchBatchNorm(torch.autograd.Function):
         m = gamma.shape[0]
         per = x.shape[0] // m
         grad = grad.contiguous()
-        shape = (m, 1, x.shape[1]) + (1,) * (x.dim() - 2)
-        bn_backward = torch.ops.aten.native_batch_norm_backward
-        grad_x = grad_w = grad_b = None
+        # One reduction pass: per sub-batch, sum(grad) and sum(grad * x_hat) per channel (x_hat from x and the
+        # whole-batch statistics). They are the gamma / beta gradients, and they give the two whole-batch means
+        # that BN's input gradient needs, since grad_x_hat = grad * gamma_m is linear in grad per sub-batch.
+        parts = [
+            torch.ops.aten.native_batch_norm_backward(
+                g, c, None, None, None, mean, invstd, True, ctx.eps, [False, True, True]
+            )
+            for g, c in zip(grad.split(per), x.split(per))
+        ]
+        sum_gx = torch.stack([p[1] for p in parts])  # (M, C): sum over sub-batch m of grad * x_hat
+        sum_g = torch.stack([p[2] for p in parts])  # (M, C): sum over sub-batch m of grad
+        grad_w = sum_gx.sum(0) if ctx.needs_input_grad[1] else None
+        grad_b = sum_g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_xhat = (grad.reshape(m, per, *x.shape[1:]) * gamma.reshape(shape)).reshape(x.shape)
-            grad_x = bn_backward(grad_xhat, x, None, None, None, mean, invstd, True, ctx.eps, [True, False, False])[0]
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            # sum_m dL/dgamma_m = sum over sub-batches of sum(grad * x_hat): one whole-batch reduction.
-            _, grad_w, grad_b = bn_backward(grad, x, None, None, None, mean, invstd, True, ctx.eps, [False, True, True])
-            grad_b = grad_b if ctx.has_bias else None
+            # grad_x = invstd * (gamma_m grad - mean(grad_x_hat) - x_hat mean(grad_x_hat x_hat)), written as
+            # a_m * grad + b * x + c: two fused passes instead of materialising grad_x_hat.
+            n = x.numel() // x.shape[1]
+            mean_gxh = (gamma * sum_g).sum(0) / n
+            mean_gxh_xh = (gamma * sum_gx).sum(0) / n
+            b = -mean_gxh_xh * invstd * invstd
+            c = -invstd * mean_gxh - b * mean
+            spatial = (1,) * (x.dim() - 2)
+            grad_x = torch.addcmul(c.reshape(-1, *spatial), x, b.reshape(-1, *spatial))
+            a = (gamma * invstd).reshape(m, 1, x.shape[1], *spatial)
+            grad_x.view(m, per, *x.shape[1:]).addcmul_(grad.view(m, per, *x.shape[1:]), a)
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
 
 
