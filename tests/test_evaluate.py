@@ -266,9 +266,10 @@ class TinyNet(torch.nn.Module):
 
 @pytest.fixture
 def fake_trainer(monkeypatch):
-    """Stand in for augrobust.train.build_model so the CLI is tested independently of the trainer."""
+    """Stand in for augrobust.train (build_model, METHODS) so the CLI is tested independently of the trainer."""
     module = types.ModuleType("augrobust.train")
     module.build_model = lambda arch, num_classes: TinyNet(num_classes)
+    module.METHODS = {}  # no method changes the model's form
     monkeypatch.setitem(sys.modules, "augrobust.train", module)
     return module
 
