@@ -81,13 +81,21 @@ class RobustAugmentation(IntensityAugmentationBase2D, SeededRandomness):
 
     def select_params(self, params: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
         """The parameters of sample ``index`` alone, as for a batch of one (for per-sample replay)."""
-        batch = int(params["batch_prob"].shape[0]) if "batch_prob" in params else None
+        gate = params["batch_prob"].bool() if "batch_prob" in params else None
+        batch = int(gate.shape[0]) if gate is not None else None
+        # kornia 0.8 draws parameters for the gated samples only: there, sample ``index`` is row ``position``
+        # of those (and has no row when it was not gated). A replay helper, so the host syncs are fine.
+        gated = int(gate.sum()) if gate is not None else None
+        position = int(gate[:index].sum()) if gate is not None else index
+        rows = slice(position, position + 1) if gate is None or bool(gate[index]) else slice(position, position)
         out = {}
         for key, value in params.items():
             if key == "forward_input_shape":
                 out[key] = value
             elif value.ndim and (batch is None or value.shape[0] == batch):
                 out[key] = value[index : index + 1]
+            elif value.ndim and value.shape[0] == gated:
+                out[key] = value[rows]
             else:
                 out[key] = value
         return out
