@@ -38,12 +38,23 @@ from torch.utils.data import TensorDataset
 from augrobust.corruptions import registered_names
 from augrobust.data import SyntheticShapes
 from augrobust.evaluate import evaluate_corruptions
-from augrobust.functional import GNT_SIGMAS
+from augrobust.functional import GNT_SIGMAS, eps_for_sigma
 from augrobust.train import TrainConfig, train
+from augrobust.dfm import compute_dfms
+from augrobust.train.ant import ANT
+from augrobust.train.dfmx import DFMXMethod
 from augrobust.train.methods import GNT
 
 NOISE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
-RUNS = (("ERM (SGD)", "erm", False), ("GNT", "gnt", False), ("DAMP", "erm", True))
+RUNS = (
+    ("ERM (SGD)", "erm", False),
+    ("GNT", "gnt", False),
+    ("DAMP", "erm", True),
+    ("ANT", "ant", False),
+    ("AFA", "afa", False),
+    ("DFM-X", "dfmx", False),
+)
+CLAIM_RUNS = ["ERM (SGD)", "GNT", "DAMP"]  # the default: the runs the issue's two claims compare
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -72,6 +83,25 @@ def _damp_claim(results: dict[str, list[dict]]) -> dict[str, dict]:
             "sgd_clean": s_clean,
         }
     }
+
+
+def _runner(method: str, args: argparse.Namespace, train_set: TensorDataset, erm_model, seed: int):  # noqa: ANN001
+    """The method object for a run (``None``: the trainer builds it from the config's name)."""
+    if method == "gnt":
+        return GNT(sigma=args.gnt_sigma[0] if len(args.gnt_sigma) == 1 else list(args.gnt_sigma), p=args.gnt_p)
+    if method == "ant":
+        shape = tuple(train_set.tensors[0].shape[1:])
+        # The reference restarts its generator every epoch: one cycle per epoch here too.
+        return ANT(eps=eps_for_sigma(args.ant_sigma, shape), cycle_steps=len(train_set) // args.batch_size)
+    if method == "dfmx":
+        # DFMs of the ERM model of this seed, swept on held-out training images (not the test set).
+        held = _in_memory(SyntheticShapes(args.dfm_images, seed=10_000 + seed, train=True))
+        images, labels = held.tensors
+        dfms = compute_dfms(erm_model, images, labels, tolerance=args.dfm_tolerance, num_classes=10)
+        kept = ", ".join(f"{v:.2f}" for v in dfms.flatten(1).mean(1).tolist())
+        print(f"seed {seed} DFMs from the ERM model: fraction of frequencies kept per class {kept}", flush=True)
+        return DFMXMethod(dfms, p=0.3)
+    return None
 
 
 def _in_memory(dataset: SyntheticShapes) -> TensorDataset:
@@ -104,10 +134,16 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--damp-m", type=int, default=8)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument(
-        "--runs", nargs="+", default=[label for label, _, _ in RUNS], choices=[label for label, _, _ in RUNS],
-        help="which of the runs to train (default: all)",
+        "--runs", nargs="+", default=CLAIM_RUNS, choices=[label for label, _, _ in RUNS],
+        help="which runs to train (default: ERM, GNT, DAMP; DFM-X needs ERM: its DFMs come from the ERM model)",
     )  # fmt: skip
     p.add_argument("--base-augmentation", default="crop_flip", choices=["crop_flip", "none"])
+    p.add_argument(
+        "--ant-sigma", type=float, default=0.18,
+        help="ANT's L2 budget is the clipped norm of Gaussian noise of this sigma (0.18: GNT-mult's middle level)",
+    )  # fmt: skip
+    p.add_argument("--dfm-images", type=int, default=1000, help="held-out training images for the DFM sweep")
+    p.add_argument("--dfm-tolerance", type=int, default=1, help="DFM sweep tolerance (reference: 6 per 1000 images)")
     p.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     p.add_argument("--corruptions", nargs="*", default=None, help="default: every registered corruption")
     p.add_argument("--preset", default="cifar")
@@ -122,10 +158,13 @@ def main(argv: list[str] | None = None) -> dict:
     corruptions = args.corruptions or list(registered_names())
     test_set = _in_memory(SyntheticShapes(args.n_test, seed=0, train=False))  # one test set for every run
     runs = [run for run in RUNS if run[0] in args.runs]
+    if "DFM-X" in args.runs and "ERM (SGD)" not in args.runs:
+        p.error("DFM-X computes its DFMs from the ERM model of the same seed: include 'ERM (SGD)' in --runs")
     results: dict[str, list[dict]] = {label: [] for label, _, _ in runs}
     t_start = time.perf_counter()
     for seed in args.seeds:
         train_set = _in_memory(SyntheticShapes(args.n_train, seed=seed, train=True))
+        erm_model = None
         for label, method, damp in runs:
             config = TrainConfig(
                 arch=args.arch,
@@ -142,12 +181,13 @@ def main(argv: list[str] | None = None) -> dict:
             )
             t0 = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
-                gnt_sigma = args.gnt_sigma[0] if len(args.gnt_sigma) == 1 else list(args.gnt_sigma)
-                runner = GNT(sigma=gnt_sigma, p=args.gnt_p) if method == "gnt" else None
+                runner = _runner(method, args, train_set, erm_model, seed)
                 result = train(
                     config, tmp, device=args.device, datasets=(train_set, test_set), method=runner, log=None
                 )
             train_s = time.perf_counter() - t0
+            if label == "ERM (SGD)":
+                erm_model = result.model
             report = evaluate_corruptions(
                 result.model,
                 test_set,
@@ -203,6 +243,9 @@ def main(argv: list[str] | None = None) -> dict:
         f"{args.arch}, SyntheticShapes {args.n_train} train / {args.n_test} test (32x32), {args.epochs} epochs, "
         f"batch {args.batch_size}, SGD Nesterov lr {args.lr} cosine per step, wd {args.wd}, "
         f"GNT sigma {args.gnt_sigma} (uniform per image) p {args.gnt_p}, DAMP sigma {args.damp_sigma} M {args.damp_m}, "
+        f"ANT 3x3 eps = clipped norm of sigma {args.ant_sigma} (one generator cycle per epoch), AFA mean strength 10 "
+        f"(aux BN, ACE loss), DFM-X p 0.3 with the ERM model's DFMs ({args.dfm_images} held-out images, "
+        f"tolerance {args.dfm_tolerance}), "
         f"seeds {args.seeds}, severities {args.severities}, preset {args.preset}, device {args.device}"
     )
     verdicts = [f"- {name}: {'HOLDS' if c['holds'] else 'does NOT hold'} ({json.dumps(c)})" for name, c in claims.items()]
