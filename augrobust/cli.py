@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "augrobust.benchmark.cli",
     "augrobust.train.cli",
     "augrobust.eval_cli",
+    "augrobust.dfm_cli",
 )
 
 

@@ -509,3 +509,24 @@ def test_train_with_dfms_computed_from_a_trained_model(tmp_path, monkeypatch):
     result = train(TrainConfig(**{**config, "method": "dfmx"}), tmp_path / "dfmx", datasets=data, log=None)
     assert [row["epoch"] for row in result.history] == [1]
     assert np.isfinite(result.history[0]["train_loss"])
+
+
+@pytest.mark.slow
+def test_dfm_command_computes_maps_of_a_checkpoint_that_train_dfmx_reads(tmp_path, capsys):
+    """``augrobust dfm`` -> a DFM file -> ``augrobust train --method dfmx --method-option dfms=FILE``."""
+    from augrobust.cli import main
+    from augrobust.dfm import load_dfms
+
+    run = tmp_path / "erm"
+    assert main(["train", "--arch", "resnet8_cifar", "--data", "synthetic:64", "--epochs", "1", "--batch-size", "16",
+                 "--out", str(run)]) == 0  # fmt: skip
+    out = tmp_path / "dfms.pt"
+    argv = ["dfm", "--checkpoint", str(run / "checkpoint.pt"), "--num-images", "40", "--tolerance", "1"]
+    assert main([*argv, "--out", str(out)]) == 0
+    dfms, meta = load_dfms(out, return_meta=True)
+    assert dfms.shape == (10, 32, 32) and set(dfms.unique().tolist()) <= {0.0, 1.0}
+    assert meta["num_images"] == 40 and meta["tolerance"] == 1 and meta["arch"] == "resnet8_cifar"
+    assert "fraction kept per class" in capsys.readouterr().out
+    assert main(["train", "--arch", "resnet8_cifar", "--data", "synthetic:32", "--epochs", "1", "--batch-size", "16",
+                 "--method", "dfmx", "--method-option", f"dfms={out}", "--out", str(tmp_path / "dfmx")]) == 0  # fmt: skip
+    assert main(["dfm", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out)]) == 2
