@@ -21,8 +21,11 @@ from augrobust.transforms.base import RobustAugmentation, reject_unknown_kwargs
 __all__ = ["DFMX", "dfmx_v2_form", "example_dfms"]
 
 
-def example_dfms(num_classes: int = 10, size: int = 32, *, keep: float = 0.4, seed: int = 0) -> torch.Tensor:
-    """Deterministic random binary DFMs, ``(num_classes, size, size)``, for examples and tests only.
+def example_dfms(
+    num_classes: int = 10, size: int | tuple[int, int] = 32, *, keep: float = 0.4, seed: int = 0
+) -> torch.Tensor:
+    """Deterministic random binary DFMs, ``(num_classes, H, W)`` (``size``: ``H = W`` or ``(H, W)``), for
+    examples and tests only.
 
     Each frequency is kept with probability ``keep``, independently (real DFMs come from
     :func:`augrobust.dfm.compute_dfms`).
@@ -31,8 +34,9 @@ def example_dfms(num_classes: int = 10, size: int = 32, *, keep: float = 0.4, se
         >>> example_dfms(3, 8).shape
         torch.Size([3, 8, 8])
     """
+    h, w = (size, size) if isinstance(size, int) else size
     gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(num_classes, size, size, generator=gen) < keep).to(torch.float32)
+    return (torch.rand(num_classes, h, w, generator=gen) < keep).to(torch.float32)
 
 
 def _as_dfms(dfms: object) -> torch.Tensor:

@@ -49,6 +49,11 @@ class TransformEntry:
         return getattr(v2, self.cls.__name__)(**self.arguments(shape, **overrides))
 
 
+def _snapshots(channels: int) -> list[NoiseGenerator]:
+    """Three 1x1 generator snapshots (an ANT history) for ``channels``-channel images."""
+    return [NoiseGenerator(channels, kernel_size=1, seed=s, init_std=0.2) for s in (1, 2, 3)]
+
+
 def _gnt_budget(shape: tuple[int, int, int]) -> dict[str, Any]:
     return {"eps": round(eps_for_sigma(0.5, shape), 1)}  # the budget that matches GNT's sigma 0.5
 
@@ -59,15 +64,16 @@ _FIXED: list[Callable[[], TransformEntry]] = [
     lambda: TransformEntry("GaussianNoise[eps]", GaussianNoise, {"eps": 10.0}, _gnt_budget),
     lambda: TransformEntry("SpeckleNoise", SpeckleNoise, {}),
     lambda: TransformEntry(
-        "AdversarialNoise", AdversarialNoise, {"generators": NoiseGenerator(3, seed=0), "eps": 5.0}, _gnt_budget
+        "AdversarialNoise", AdversarialNoise, {"generators": NoiseGenerator(3, seed=0), "eps": 5.0},
+        lambda shape: {**_gnt_budget(shape), "generators": NoiseGenerator(shape[0], seed=0)},
     ),
     lambda: TransformEntry(
-        "AdversarialNoise[history]", AdversarialNoise,
-        {"generators": [NoiseGenerator(3, kernel_size=k, seed=s, init_std=0.2) for s, k in ((1, 1), (2, 1), (3, 1))], "eps": (2.0, 8.0)},
+        "AdversarialNoise[history]", AdversarialNoise, {"generators": _snapshots(3), "eps": (2.0, 8.0)},
+        lambda shape: {"generators": _snapshots(shape[0])},
     ),
     lambda: TransformEntry("FourierNoise", FourierNoise, {"mean_strength": 10.0}),
     lambda: TransformEntry(
-        "DFMX", DFMX, {"dfms": example_dfms(10, 32), "p": 0.5}, lambda shape: {"dfms": example_dfms(10, shape[-1])}
+        "DFMX", DFMX, {"dfms": example_dfms(10, 32), "p": 0.5}, lambda shape: {"dfms": example_dfms(10, shape[-2:])}
     ),
     lambda: TransformEntry("RandomCorruption", RandomCorruption, {"names": "all", "severity": (1, 5)}),
 ]
