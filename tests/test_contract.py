@@ -22,7 +22,10 @@ from augrobust.transforms.registry import transform_registry
 REGISTRY = transform_registry()
 LABELS = sorted(REGISTRY)
 # A representative subset for the costly clauses (worker processes, compilation).
-CORE = ["GaussianNoise", "GaussianNoise[eps]", "SpeckleNoise", "RandomCorruption", "Corruption[glass_blur]"]
+CORE = [
+    "GaussianNoise", "GaussianNoise[eps]", "SpeckleNoise", "RandomCorruption", "Corruption[glass_blur]",
+    "AdversarialNoise", "FourierNoise", "DFMX",
+]  # fmt: skip
 SIZE = 32
 
 
