@@ -480,3 +480,11 @@ def test_an_ant_run_resumed_from_its_checkpoint_equals_the_uninterrupted_run(tmp
     resumed = train(config, tmp_path / "part", datasets=data, resume=True, log=None)
     for name, value in full.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_generators_on_another_device_than_the_images_give_a_clear_error():
+    from augrobust import AdversarialNoise
+
+    aug = AdversarialNoise(NoiseGenerator(3, seed=0), eps=5.0)
+    with pytest.raises(AugrobustError, match=r"aug\.to\('meta'\)"):
+        aug(torch.rand(2, 3, 16, 16, device="meta"))

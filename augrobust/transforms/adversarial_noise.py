@@ -112,6 +112,12 @@ class AdversarialNoise(RobustAugmentation):
         )  # fmt: skip
 
     def apply_params(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        weight_device = next(self.generators[0].parameters()).device
+        if weight_device != x.device:
+            raise AugrobustValueError(
+                f"AdversarialNoise's generators are on {weight_device} but the images on {x.device}; move the "
+                f"transform with aug.to({str(x.device)!r}) (its generators are submodules)."
+            )
         return apply_adversarial_noise(x, params, list(self.generators), detach=not self.generator_grad)
 
     def extra_repr_args(self) -> dict[str, Any]:
