@@ -126,10 +126,10 @@ def parse_strength(value: object, name: str, *, positive: bool = False) -> Stren
     )
 
 
-def check_probability(p: object) -> float:
-    """Validate a probability argument (``p``): a number in ``[0, 1]``."""
+def check_probability(p: object, name: str = "p") -> float:
+    """Validate a probability argument (``p``, or the one called ``name``): a number in ``[0, 1]``."""
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-        raise AugrobustValueError(f"p must be a probability in [0, 1], got {p!r}.")
+        raise AugrobustValueError(f"{name} must be a probability in [0, 1], got {p!r}.")
     return float(p)
 
 

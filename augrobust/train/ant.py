@@ -47,7 +47,7 @@ from torch import nn
 
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.adversarial_noise import NoiseGenerator, project_l2
-from augrobust.functional.noise import eps_for_sigma
+from augrobust.functional.noise import check_probability, eps_for_sigma
 from augrobust.train.methods import register_method
 
 __all__ = ["ANT", "batch_layout"]
@@ -55,12 +55,6 @@ __all__ = ["ANT", "batch_layout"]
 #: The reference's Adam learning rates: joint training and re-training a fresh generator.
 REFERENCE_LR = 1e-4
 REFERENCE_RETRAIN_LR = 5e-4
-
-
-def _fraction(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise AugrobustValueError(f"{name} must be a number in [0, 1], got {value!r}.")
-    return float(value)
 
 
 def _count(value: object, name: str, minimum: int) -> int:
@@ -152,9 +146,9 @@ class ANT:
             isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0
         ):
             raise AugrobustValueError(f"eps must be a finite number > 0 (or None for the sigma-0.5 match), got {eps!r}.")
-        self.p_clean = _fraction(p_clean, "p_clean")
-        self.p_current = _fraction(p_current, "p_current")
-        self.p_history = _fraction(p_history, "p_history")
+        self.p_clean = check_probability(p_clean, "p_clean")
+        self.p_current = check_probability(p_current, "p_current")
+        self.p_history = check_probability(p_history, "p_history")
         if self.p_current > 1.0 - self.p_clean + 1e-9:
             raise AugrobustValueError(
                 f"p_current ({p_current}) cannot exceed the noisy share 1 - p_clean ({1 - self.p_clean:g})."
