@@ -1,10 +1,11 @@
 """The reference training loop: SGD (Nesterov) + cosine schedule, device-side methods, optional DAMP, DDP.
 
-One step: the uint8 batch is moved to the device, converted to float in [0, 1], augmented there by the
-method ``(model, x, y) -> x_aug``, passed forward (through :class:`~augrobust.train.damp.DAMP` when
-``damp_sigma`` is set), and the cross-entropy is minimised with SGD. After every epoch the checkpoint is
-written atomically, so an interrupted job resumes (``resume=True``) to exactly the weights an
-uninterrupted one reaches.
+One step: the uint8 batch is moved to the device, converted to float in [0, 1], given the base augmentation
+(``crop_flip`` by default), augmented there by the method ``(model, x, y) -> x_aug``, passed forward (through
+:class:`~augrobust.train.damp.DAMP` when ``damp_sigma`` is set), and the cross-entropy is minimised with SGD;
+a method with its own ``loss`` (AFA, ANT) supplies the objective instead. After every epoch the checkpoint
+(model, optimiser, schedule, RNG streams and a stateful method's state) is written atomically, so an
+interrupted job resumes (``resume=True``) to exactly the weights an uninterrupted one reaches.
 
 Under ``torchrun`` (``WORLD_SIZE`` set) the same code runs data-parallel: gloo on CPU, nccl on CUDA, a
 ``DistributedSampler`` shards the data, ``batch_size`` is the global batch, rank 0 evaluates and writes.
@@ -441,6 +442,7 @@ def _train(
     )
 
     base_augmentation = BASE_AUGMENTATIONS[config.base_augmentation]
+    forward = functools.partial(damp.forward, net) if damp is not None else net  # the training forward
     last = config.epochs if stop_after_epoch is None else min(config.epochs, stop_after_epoch)
     for epoch in range(start_epoch, last):
         t0 = time.perf_counter()
@@ -452,7 +454,6 @@ def _train(
         for xb, yb in loader:
             x = base_augmentation(_to_float(xb.to(device, non_blocking=True)))
             y = yb.to(device, non_blocking=True)
-            forward = functools.partial(damp.forward, net) if damp is not None else net
             if hasattr(method, "loss"):  # a method with its own objective (e.g. AFA's auxiliary route)
                 loss, logits = method.loss(net, forward, x, y)
             else:
