@@ -1,4 +1,5 @@
-"""Reference trainer: ERM / GNT (and any registered method), optional DAMP, DDP, exact-resume checkpoints.
+"""Reference trainer: methods erm, gnt, ant, afa, afa_noaux, dfmx (and any registered one), optional DAMP,
+DDP, exact-resume checkpoints.
 
 A small, readable loop rather than a framework: see :func:`train` and the ``augrobust train`` command.
 """
