@@ -248,6 +248,12 @@ class _Distributed:
             dist.destroy_process_group()
 
 
+def _for_rank(ckpt: dict[str, Any], key: str, env: _Distributed) -> Any:
+    """``ckpt[key]`` (rank 0's), or this rank's entry of ``ckpt[key + "_ranks"]`` when saved by as many ranks."""
+    per_rank = ckpt.get(f"{key}_ranks")
+    return per_rank[env.rank] if per_rank is not None and len(per_rank) == env.world_size else ckpt[key]
+
+
 def _check_resumable(stored: dict[str, Any], config: TrainConfig, path: Path) -> None:
     current = config.to_dict()
     diffs = {
@@ -417,14 +423,8 @@ def _train(
         if hasattr(method, "load_state_dict"):
             if "method" not in ckpt:
                 raise AugrobustValueError(f"Checkpoint {str(ckpt_path)!r} lacks the state of method {config.method!r}.")
-            method_ranks = ckpt.get("method_ranks")
-            rank_state = method_ranks[env.rank] if method_ranks and len(method_ranks) == env.world_size else ckpt["method"]
-            method.load_state_dict(rank_state)
-        rng = ckpt["rng"]
-        per_rank = ckpt.get("rng_ranks")
-        if env.rank and per_rank is not None and len(per_rank) == env.world_size:
-            rng = per_rank[env.rank]
-        restore_rng(rng, damp.generator if damp is not None else None)
+            method.load_state_dict(_for_rank(ckpt, "method", env))
+        restore_rng(_for_rank(ckpt, "rng", env), damp.generator if damp is not None else None)
         history = _read_history(out / METRICS_NAME, start_epoch, rewrite=env.rank == 0)
         say(f"resumed from {ckpt_path} at epoch {start_epoch}/{config.epochs}")
     elif env.rank == 0:
