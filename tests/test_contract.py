@@ -24,8 +24,10 @@ LABELS = sorted(REGISTRY)
 # A representative subset for the costly clauses (worker processes, compilation).
 CORE = [
     "GaussianNoise", "GaussianNoise[eps]", "SpeckleNoise", "RandomCorruption", "Corruption[glass_blur]",
-    "AdversarialNoise", "FourierNoise", "DFMX",
+    "AdversarialNoise", "FourierNoise",
 ]  # fmt: skip
+# Not DFMX in the worker test: its draw is one of 10 maps (and a gate), so two workers' outputs coincide by
+# chance ~10% of the time whatever the seeding; its per-sample draw is checked in test_transform_properties.
 SIZE = 32
 
 
