@@ -16,7 +16,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from augrobust._io import atomic_write_bytes
 from augrobust._tensor import to_float
 from augrobust.corruptions import CORRUPTION_ORDER, SUBSETS, corrupt, get_spec, registered_names
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
@@ -54,23 +54,6 @@ def corruption_batch_seed(seed: int, corruption: str, severity: int, batch_index
 
 # --------------------------------------------------------------------------------------------------- report
 
-
-def _atomic_write(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
 
 
 def _pct(value: float | None) -> str:
@@ -213,7 +196,7 @@ class CorruptionReport:
     def save_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON, atomically (temporary file + ``os.replace``)."""
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        return _atomic_write(path, text.encode())
+        return atomic_write_bytes(path, text.encode())
 
     @classmethod
     def load_json(cls, path: str | os.PathLike[str]) -> CorruptionReport:
@@ -253,12 +236,12 @@ class CorruptionReport:
 
     def save_markdown(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_markdown` atomically."""
-        return _atomic_write(path, self.to_markdown().encode())
+        return atomic_write_bytes(path, self.to_markdown().encode())
 
     def save_heatmap(self, path: str | os.PathLike[str]) -> Path:
         """Draw a PNG heat map of the errors: one row per corruption (and a clean row), one column per
         severity, cells shaded from white (0 %) to dark red (100 %) with the error printed in each."""
-        return _atomic_write(path, _heatmap_png(self))
+        return atomic_write_bytes(path, _heatmap_png(self))
 
 
 def _font(size: int) -> Any:

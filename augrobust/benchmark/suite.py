@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch.utils import benchmark as tbench
 
+from augrobust._io import atomic_write_text
+
 __all__ = ["BenchCase", "BenchResult", "default_cases", "markdown_table", "metadata", "run_suite"]
 
 SHAPES: tuple[tuple[int, int, int, int], ...] = ((256, 3, 32, 32), (64, 3, 224, 224))
@@ -244,16 +246,9 @@ def run_suite(
             if progress is not None:
                 progress(result)
             if out is not None:
-                _write_json_atomic(out, report)
+                atomic_write_text(out, json.dumps(report, indent=2))
     return report
 
-
-def _write_json_atomic(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def markdown_table(report: dict[str, Any]) -> str:

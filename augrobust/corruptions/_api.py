@@ -6,9 +6,10 @@ import os
 
 import torch
 
+from augrobust._checks import check_preset, check_reference
 from augrobust._random import check_generator
 from augrobust._tensor import as_batch, check_image, from_float, to_float
-from augrobust.corruptions._spec import CorruptionSpec, check_preset, check_reference, get_spec
+from augrobust.corruptions._spec import CorruptionSpec, get_spec
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = ["apply_corruption", "check_severity", "corrupt", "sample_corruption_params"]

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from augrobust._checks import PRESET_CHOICES, REFERENCE_CHOICES
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "REFERENCES",
     "SUBSETS",
     "CorruptionSpec",
-    "check_preset",
-    "check_reference",
     "get_corruption_names",
     "get_spec",
     "register",
@@ -58,13 +57,9 @@ SUBSETS: dict[str, tuple[str, ...]] = {
     "digital": CORRUPTION_ORDER[11:15],
 }
 
-#: Severity-table presets: the ImageNet table (224 px, the default at any size, as imagecorruptions
-#: does) and the tables of the scripts that built Tiny-ImageNet-C (64), CIFAR-10-C (32) and the
-#: 299-px Inception variant of ImageNet-C.
-PRESETS: tuple[str, ...] = ("imagenet", "tinyimagenet", "cifar", "inception")
-
-#: ``imagecorruptions`` 1.1.2 (default) or the original ``hendrycks/robustness`` dataset scripts.
-REFERENCES: tuple[str, ...] = ("imagecorruptions", "hendrycks")
+#: Severity-table presets and reference implementations (defined with their checks in ``augrobust._checks``).
+PRESETS: tuple[str, ...] = PRESET_CHOICES
+REFERENCES: tuple[str, ...] = REFERENCE_CHOICES
 
 SampleFn = Callable[..., dict[str, torch.Tensor]]
 ApplyFn = Callable[..., torch.Tensor]
@@ -146,17 +141,6 @@ def get_corruption_names(subset: str = "common") -> list[str]:
         raise AugrobustValueError(f"unknown subset {subset!r}; valid subsets: {list(SUBSETS)}.")
     return list(SUBSETS[subset])
 
-
-def check_preset(preset: object) -> str:
-    if preset not in PRESETS:
-        raise AugrobustValueError(f"unknown preset {preset!r}; valid presets: {list(PRESETS)}.")
-    return str(preset)
-
-
-def check_reference(reference: object) -> str:
-    if reference not in REFERENCES:
-        raise AugrobustValueError(f"unknown reference {reference!r}; valid references: {list(REFERENCES)}.")
-    return str(reference)
 
 
 def severity_table(

@@ -39,8 +39,8 @@ from collections.abc import Sequence
 
 import torch
 
+from augrobust._checks import check_probability
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
-from augrobust.functional.noise import check_probability
 
 __all__ = [
     "AFA_GRANULARITY",

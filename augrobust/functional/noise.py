@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import torch
 
+from augrobust._checks import check_probability
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = [
@@ -30,7 +31,6 @@ __all__ = [
     "apply_gaussian_noise",
     "apply_speckle_noise",
     "calibrate_l2",
-    "check_probability",
     "eps_for_sigma",
     "gaussian_noise",
     "gaussian_noise_l2",
@@ -125,12 +125,6 @@ def parse_strength(value: object, name: str, *, positive: bool = False) -> Stren
         f"got {value!r} ({type(value).__name__})."
     )
 
-
-def check_probability(p: object, name: str = "p") -> float:
-    """Validate a probability argument (``p``, or the one called ``name``): a number in ``[0, 1]``."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-        raise AugrobustValueError(f"{name} must be a probability in [0, 1], got {p!r}.")
-    return float(p)
 
 
 def _gate(batch: int, p: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:

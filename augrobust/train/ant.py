@@ -45,9 +45,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from augrobust._checks import check_probability
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.adversarial_noise import NoiseGenerator, project_l2
-from augrobust.functional.noise import check_probability, eps_for_sigma
+from augrobust.functional.noise import eps_for_sigma
 from augrobust.train.methods import register_method
 
 __all__ = ["ANT", "batch_layout"]

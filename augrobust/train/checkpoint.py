@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from augrobust._io import atomic_save
 from augrobust.errors import AugrobustValueError
 
 __all__ = ["CHECKPOINT_KEYS", "capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint"]
@@ -72,22 +72,7 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) ->
         ...     torch.load(p, weights_only=True)["epoch"]
         1
     """
-    path = Path(path)
-    if path.is_dir():
-        raise AugrobustValueError(f"Checkpoint path {str(path)!r} is a directory; give a file path.")
-    if not path.parent.is_dir():
-        raise AugrobustValueError(f"Cannot write checkpoint {str(path)!r}: folder {str(path.parent)!r} does not exist.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_save(path, checkpoint, make_parents=False)
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:

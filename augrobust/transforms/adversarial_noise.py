@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from augrobust._checks import reject_unknown_kwargs
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.adversarial_noise import (
     NoiseGenerator,
@@ -15,7 +16,7 @@ from augrobust.functional.adversarial_noise import (
     sample_adversarial_noise,
 )
 from augrobust.functional.noise import parse_strength
-from augrobust.transforms.base import RobustAugmentation, reject_unknown_kwargs
+from augrobust.transforms.base import RobustAugmentation
 
 __all__ = ["AdversarialNoise"]
 

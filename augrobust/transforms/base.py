@@ -14,30 +14,18 @@ replay with ``params=``, masks and boxes passed through) the base adds:
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, ClassVar
 
 import torch
 from kornia.augmentation import IntensityAugmentationBase2D
 
+from augrobust._checks import check_probability, reject_unknown_kwargs
 from augrobust._random import SeededRandomness, check_generator
 from augrobust._tensor import check_image, from_float, to_float
-from augrobust.errors import AugrobustTypeError
-from augrobust.functional.noise import check_probability
 
-__all__ = ["RobustAugmentation", "reject_unknown_kwargs"]
+__all__ = ["RobustAugmentation"]
 
-
-def reject_unknown_kwargs(owner: str, unknown: dict[str, Any], valid: list[str]) -> None:
-    """Raise a clear error naming the unknown keywords, the valid ones and the nearest match."""
-    if not unknown:
-        return
-    hints = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, valid, n=1)
-        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    raise AugrobustTypeError(f"{owner} got unknown keyword argument(s) {', '.join(hints)}; valid: {', '.join(valid)}.")
 
 
 class RobustAugmentation(IntensityAugmentationBase2D, SeededRandomness):

@@ -8,11 +8,12 @@ from typing import Any
 
 import torch
 
+from augrobust._checks import check_preset, check_reference, reject_unknown_kwargs
 from augrobust.corruptions import apply_corruption, get_spec, registered_names
 from augrobust.corruptions._api import _working_shape
-from augrobust.corruptions._spec import SUBSETS, check_preset, check_reference
+from augrobust.corruptions._spec import SUBSETS
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
-from augrobust.transforms.base import RobustAugmentation, reject_unknown_kwargs
+from augrobust.transforms.base import RobustAugmentation
 
 __all__ = ["Corruption", "RandomCorruption", "SeverityRange"]
 

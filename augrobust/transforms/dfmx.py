@@ -13,10 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from augrobust._checks import reject_unknown_kwargs
 from augrobust.dfm import load_dfms
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.frequency_mask import apply_half_spectrum_filter, half_spectrum_filter
-from augrobust.transforms.base import RobustAugmentation, reject_unknown_kwargs
+from augrobust.transforms.base import RobustAugmentation
 
 __all__ = ["DFMX", "dfmx_v2_form", "example_dfms"]
 

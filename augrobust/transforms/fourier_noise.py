@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from augrobust._checks import reject_unknown_kwargs
 from augrobust.functional.fourier_basis import (
     _FREQUENCIES,
     _GRIDS,
@@ -16,7 +17,7 @@ from augrobust.functional.fourier_basis import (
     apply_fourier_noise,
     sample_fourier_noise,
 )
-from augrobust.transforms.base import RobustAugmentation, reject_unknown_kwargs
+from augrobust.transforms.base import RobustAugmentation
 
 __all__ = ["FourierNoise"]
 

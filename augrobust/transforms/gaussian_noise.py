@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 
-from augrobust.functional.noise import apply_gaussian_noise, parse_strength, sample_gaussian_noise
-from augrobust.transforms.base import RobustAugmentation, reject_unknown_kwargs
+from augrobust._checks import reject_unknown_kwargs
 from augrobust.errors import AugrobustValueError
+from augrobust.functional.noise import apply_gaussian_noise, parse_strength, sample_gaussian_noise
+from augrobust.transforms.base import RobustAugmentation
 
 __all__ = ["GaussianNoise"]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from augrobust.corruptions import registered_names
-from augrobust.functional.noise import eps_for_sigma
 from augrobust.functional.adversarial_noise import NoiseGenerator
+from augrobust.functional.noise import eps_for_sigma
 from augrobust.transforms.adversarial_noise import AdversarialNoise
 from augrobust.transforms.base import RobustAugmentation
 from augrobust.transforms.corruption import Corruption, RandomCorruption

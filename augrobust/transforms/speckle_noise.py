@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
+from augrobust._checks import reject_unknown_kwargs
 from augrobust.functional.noise import SPECKLE_SIGMAS, apply_speckle_noise, parse_strength, sample_speckle_noise
-from augrobust.transforms.base import RobustAugmentation, reject_unknown_kwargs
+from augrobust.transforms.base import RobustAugmentation
 
 __all__ = ["SpeckleNoise"]
 
