@@ -147,10 +147,10 @@ def check_values(image: torch.Tensor, name: str = "image", *, high: float = 1.0,
     Example:
         >>> check_values(torch.tensor([0.0, 0.5, 1.0])).tolist()
         [0.0, 0.5, 1.0]
-        >>> check_values(torch.tensor([0.0, 128.0, 255.0]), "batch")
+        >>> check_values(torch.tensor([0.0, 128.0, 255.0]), "batch")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        augrobust.errors.AugrobustValueError: batch has 2 of 3 values above 1 (largest 255): float images must lie in [0, 1]. If it is on the 0..255 scale, divide it by 255 (x / 255) or pass it as uint8.
+        augrobust.errors.AugrobustValueError: batch has 2 of 3 values above 1 (largest 255): ... divide it by 255 ...
     """
     if not isinstance(image, torch.Tensor):
         raise AugrobustTypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}.")

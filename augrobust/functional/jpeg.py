@@ -34,7 +34,13 @@ from PIL import Image
 
 from augrobust.errors import AugrobustValueError
 
-__all__ = ["jpeg_roundtrip", "jpeg_roundtrip_differentiable", "jpeg_roundtrip_float", "quantize_float", "quantize_uint8"]
+__all__ = [
+    "jpeg_roundtrip",
+    "jpeg_roundtrip_differentiable",
+    "jpeg_roundtrip_float",
+    "quantize_float",
+    "quantize_uint8",
+]
 
 
 def quantize_float(x: torch.Tensor) -> torch.Tensor:
