@@ -155,7 +155,10 @@ def _run(name: str, x: object, severity: object) -> np.ndarray | Image.Image:
     sev = _severity(severity)
     pixels, mode = _as_pixels(x, name)
     if pixels.dtype != np.uint8:
-        check_values(torch.from_numpy(np.asarray(pixels, dtype=np.float64)), f"{name}: x", high=255.0)
+        try:
+            check_values(torch.from_numpy(np.asarray(pixels, dtype=np.float64)), f"{name}: x", high=255.0)
+        except AugrobustValueError as error:
+            raise CompatInputError(str(error)) from None
     gray = pixels.shape[2] == 1
     unit = _to_unit(pixels)
     if name == "jpeg_compression" and gray:
@@ -182,14 +185,22 @@ def _make(name: str) -> Callable[..., np.ndarray | Image.Image]:
         else "a float64 array on the 0..255 scale, of the input's shape (``np.uint8(result)`` gives the image)"
     )
 
-    def corruption(x: np.ndarray | Image.Image, severity: int = 1) -> np.ndarray | Image.Image:
-        return _run(name, x, severity)
+    if name == "elastic_transform":  # the reference names its first argument ``image`` here only
+
+        def corruption(image: np.ndarray | Image.Image, severity: int = 1) -> np.ndarray | Image.Image:
+            return _run(name, image, severity)
+
+    else:
+
+        def corruption(x: np.ndarray | Image.Image, severity: int = 1) -> np.ndarray | Image.Image:
+            return _run(name, x, severity)
 
     corruption.__name__ = corruption.__qualname__ = name
+    first = "image" if name == "elastic_transform" else "x"
     corruption.__doc__ = f"""``imagecorruptions.{name}``: corrupt one image at a severity in 1..5.
 
     Args:
-        x: a PIL image (mode ``"RGB"`` or ``"L"``) or a NumPy array (``uint8``, or float on the 0..255
+        {first}: a PIL image (mode ``"RGB"`` or ``"L"``) or a NumPy array (``uint8``, or float on the 0..255
             scale) of shape ``(H, W, 3)``, ``(H, W, 1)`` or ``(H, W)``.
         severity: an int (Python or NumPy) in 1..5.
 
