@@ -163,15 +163,15 @@ def _run(name: str, x: object, severity: object) -> np.ndarray | Image.Image:
     unit = _to_unit(pixels)
     if name == "jpeg_compression" and gray:
         # The reference codes grayscale as RGB and converts back with PIL's own (rounded) luma.
-        rgb = _floor_uint8(_corrupt(unit.expand(3, -1, -1), name, sev))
+        rgb = _floor_uint8(_corrupt(unit.repeat(3, 1, 1), name, sev))
         return Image.fromarray(rgb).convert("L")
     if name in _GRAY_AS_RED and gray:
-        y = _corrupt(unit.expand(3, -1, -1), name, sev)[:1]
+        y = _corrupt(unit.repeat(3, 1, 1), name, sev)[:1]
     else:
         y = _corrupt(unit, name, sev)
     if name in _RETURNS_PIL:
         out = _floor_uint8(y)
-        return Image.fromarray(out[..., 0] if gray else out, mode="L" if gray else "RGB")
+        return Image.fromarray(out[..., 0] if gray else out)  # uint8: "L" or "RGB"
     result = y.mul(255.0).permute(1, 2, 0).numpy().copy()
     if mode == "L" or (isinstance(x, np.ndarray) and x.ndim == 2):
         return result[..., 0]
