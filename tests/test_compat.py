@@ -43,7 +43,8 @@ def test_deterministic_corruptions_equal_the_reference_bit_for_bit(name, size):
 def test_defocus_is_within_its_stated_bound():
     image = photo("chelsea", (64, 64))
     for severity in range(1, 6):
-        diff = np.abs(corrupt(image, severity, "defocus_blur").astype(int) - oracle_corrupt(image, "defocus_blur", severity))
+        ours = corrupt(image, severity, "defocus_blur").astype(int)
+        diff = np.abs(ours - oracle_corrupt(image, "defocus_blur", severity))
         assert diff.max() <= 1 and (diff > 0).mean() <= 1e-3
 
 
