@@ -276,3 +276,10 @@ def test_a_script_written_for_the_reference_runs_unchanged(tmp_path):
             assert np.array_equal(ours[key], ref[key]), key
     written = sorted(p.name for p in (tmp_path / "ours").iterdir())
     assert written == sorted(p.name for p in (tmp_path / "ref").iterdir()) and len(written) == 25
+
+
+def test_an_unknown_subset_is_a_value_error_as_in_the_reference():
+    with pytest.raises(ValueError):
+        imagecorruptions.get_corruption_names("colour")
+    with pytest.raises(ValueError, match="unknown subset 'colour'"):
+        get_corruption_names("colour")
