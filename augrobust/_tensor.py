@@ -123,3 +123,70 @@ def unit_scale_keeping_floor(v: torch.Tensor) -> torch.Tensor:
     down = torch.nextafter(y, torch.zeros_like(y))
     up = torch.nextafter(y, torch.ones_like(y))
     return torch.where(scaled > target, down, torch.where(scaled < target, up, y))
+
+
+def check_values(image: torch.Tensor, name: str = "image", *, high: float = 1.0, atol: float = 0.0) -> torch.Tensor:
+    """Opt-in check that a float image is finite and in ``[0, high]``; returns it unchanged.
+
+    Kernels assume float images in ``[0, 1]``: a ``0..255`` float image silently saturates to white,
+    NaN spreads through every filter and inf turns images into NaN. This check makes those mistakes
+    errors that name the tensor. It reads three counts back to the host (one sync), so it belongs where
+    the data are on the host already (readers, commands, :mod:`augrobust.compat`), not inside kernels.
+    Integer images (``uint8``) cannot be out of range and are returned without a pass over the data.
+
+    Args:
+        image: the tensor to check (any shape).
+        name: how the error names it (an argument name or a file name).
+        high: the top of the valid range (``1.0``; ``255.0`` for the ``0..255`` scale of imagecorruptions).
+        atol: how far values may stray outside ``[0, high]`` (e.g. for the overshoot of a bicubic resize).
+
+    Raises:
+        AugrobustValueError: NaN or infinite values, or values below ``-atol`` or above ``high + atol``;
+            the message gives the counts, the extreme values and how to fix the data.
+
+    Example:
+        >>> check_values(torch.tensor([0.0, 0.5, 1.0])).tolist()
+        [0.0, 0.5, 1.0]
+        >>> check_values(torch.tensor([0.0, 128.0, 255.0]), "batch")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        augrobust.errors.AugrobustValueError: batch has 2 of 3 values above 1 (largest 255): ... divide it by 255 ...
+    """
+    if not isinstance(image, torch.Tensor):
+        raise AugrobustTypeError(f"{name} must be a torch.Tensor, got {type(image).__name__}.")
+    if not image.is_floating_point():
+        return image
+    x = image.detach()
+    finite = torch.isfinite(x)
+    counts = torch.stack(
+        [torch.isnan(x).sum(), (~finite).sum(), ((x > high + atol) & finite).sum(), ((x < -atol) & finite).sum()]
+    )
+    nan, not_finite, above, below = counts.tolist()  # the one host sync
+    total = x.numel()
+    if not_finite:
+        inf = not_finite - nan
+        parts = [f"{n} {kind}" for n, kind in ((nan, "NaN"), (inf, "infinite")) if n]
+        raise AugrobustValueError(
+            f"{name} has {' and '.join(parts)} values (of {total}); images must be finite. Find where they come "
+            f"from (a division by zero, a corrupt file), or replace them: torch.nan_to_num(x, nan=0.0, "
+            f"posinf={high:g}, neginf=0.0)."
+        )
+    if above:
+        largest = float(x.max())
+        hint = (
+            "If it is on the 0..255 scale, divide it by 255 (x / 255) or pass it as uint8."
+            if high == 1.0
+            else f"Clip it to [0, {high:g}] or rescale it."
+        )
+        raise AugrobustValueError(
+            f"{name} has {above} of {total} values above {high:g} (largest {largest:g}): float images must lie "
+            f"in [0, {high:g}]. {hint}"
+        )
+    if below:
+        smallest = float(x.min())
+        raise AugrobustValueError(
+            f"{name} has {below} of {total} negative values (smallest {smallest:g}): float images must lie in "
+            f"[0, {high:g}]. A normalised tensor (x - mean) / std must be un-normalised before corrupting "
+            f"(x * std + mean); small overshoots (e.g. of a bicubic resize) can be clipped with x.clamp(0, {high:g})."
+        )
+    return image

@@ -4,9 +4,16 @@ Reference: ``imagecorruptions.corruptions.jpeg_compression`` (same in ``hendryck
 per-dataset quality tables): ``PIL.Image.save(buf, 'JPEG', quality=q)`` then decode. Deterministic.
 
 The float image is quantised with ``round(255 x)`` first (the reference receives uint8 images; ``k / 255``
-round-trips exactly) and coded with libjpeg-turbo through ``torchvision.io``, bit-identical to Pillow.
-The codec is host code: one host sync reads the qualities. ``differentiable=True`` swaps in kornia's
-differentiable approximation (not the reference's output; for adversarial / gradient use only).
+round-trips exactly) and coded with Pillow, the reference's own codec (bit-identical; the choice of codec
+and its measurements are in :mod:`augrobust.functional.jpeg`). The codec is host code: one host sync reads
+the qualities.
+
+Not differentiable: a JPEG round trip is a quantiser, and no honest gradient w.r.t. the input exists (a
+straight-through estimate would be a made-up one). The result is a new tensor that carries no autograd
+graph, with ``requires_grad=False``, even when the input requires grad; it runs on such inputs without
+error. A loss that reaches the input only through this corruption therefore cannot be back-propagated
+(torch says so at ``backward()``). ``differentiable=True`` swaps in kornia's differentiable approximation
+instead (not the reference's output; for adversarial / gradient use only).
 """
 
 from __future__ import annotations
@@ -40,6 +47,10 @@ def jpeg_compression(
 
     Args:
         differentiable: use kornia's differentiable JPEG model instead of the real codec.
+
+    Returns:
+        The decoded batch in ``x``'s dtype and device. With the real codec it carries no autograd graph
+        (``requires_grad=False``), whatever ``x`` requires.
 
     Example:
         >>> import torch
