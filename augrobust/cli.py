@@ -15,12 +15,12 @@ __all__ = ["main"]
 
 # One line per subcommand module.
 _COMMAND_MODULES: tuple[str, ...] = (
-    "augrobust.demo",
-    "augrobust.preview",
-    "augrobust.benchmark.cli",
-    "augrobust.train.cli",
-    "augrobust.eval_cli",
-    "augrobust.dfm_cli",
+    "augrobust.commands.demo",
+    "augrobust.commands.preview",
+    "augrobust.commands.bench",
+    "augrobust.commands.train",
+    "augrobust.commands.eval",
+    "augrobust.commands.dfm",
 )
 
 

@@ -37,7 +37,7 @@ from augrobust.train import (
     save_checkpoint,
     train,
 )
-from augrobust.train import cli as train_cli
+from augrobust.commands import train as train_cli
 
 
 def _data(n: int = 16) -> tuple[SyntheticShapes, SyntheticShapes]:

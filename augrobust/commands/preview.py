@@ -26,7 +26,7 @@ def preview_grid(
         (192, 50)
     """
     import augrobust
-    from augrobust.demo import render_grid
+    from augrobust.commands.demo import render_grid
 
     tiles = []
     for name in names:
@@ -40,7 +40,7 @@ def preview_grid(
 
 def run(args: argparse.Namespace) -> int:
     from augrobust.corruptions import get_corruption_names, registered_names
-    from augrobust.demo import load_image
+    from augrobust.commands.demo import load_image
 
     if args.corruptions in ("common", "validation", "all", "noise", "blur", "weather", "digital"):
         names = [n for n in get_corruption_names(args.corruptions) if n in registered_names()]

@@ -46,7 +46,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_dfm(args: argparse.Namespace) -> int:
     from augrobust.dfm import compute_dfms, save_dfms
-    from augrobust.eval_cli import build_dataset, load_checkpoint_model
+    from augrobust.commands.eval import build_dataset, load_checkpoint_model
     from augrobust.evaluate import _Progress
 
     try:
