@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
-from PIL import Image, ImageDraw
+from augrobust.commands._options import add_batch_size, add_command, add_out, add_seed, check_output_file
 
-__all__ = ["add_parser", "load_image", "render_grid"]
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+__all__ = ["add_parser", "load_image", "render_grid", "run", "save_image"]
+
+#: File endings the image commands write (PIL picks the format from them).
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def load_image(path: str | None, size: int = 224) -> torch.Tensor:
-    """The built-in test image, or the image at ``path`` (centre-cropped and resized to ``size``), uint8 CHW."""
+    """The built-in test image, or the image at ``path`` (centre-cropped and resized to ``size``), uint8 CHW.
+
+    Example:
+        >>> load_image(None, 32).shape
+        torch.Size([3, 32, 32])
+    """
+    import numpy as np
+    import torch
+    from PIL import Image
+
     from augrobust.errors import AugrobustValueError
     from augrobust.testimage import test_image
 
@@ -27,11 +42,19 @@ def load_image(path: str | None, size: int = 224) -> torch.Tensor:
     side = min(img.size)
     left, top = (img.width - side) // 2, (img.height - side) // 2
     img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(__import__("numpy").asarray(img).copy()).permute(2, 0, 1)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
 
 
 def render_grid(tiles: list[tuple[str, torch.Tensor]], columns: int = 6, label_height: int = 18) -> Image.Image:
-    """Lay out labelled uint8 CHW tiles of equal size in a grid."""
+    """Lay out labelled uint8 CHW tiles of equal size in a grid.
+
+    Example:
+        >>> import torch
+        >>> render_grid([("a", torch.zeros(3, 8, 8, dtype=torch.uint8))] * 3, columns=2).size
+        (16, 52)
+    """
+    from PIL import Image, ImageDraw
+
     h, w = tiles[0][1].shape[-2:]
     rows = (len(tiles) + columns - 1) // columns
     canvas = Image.new("RGB", (columns * w, rows * (h + label_height)), (255, 255, 255))
@@ -43,7 +66,18 @@ def render_grid(tiles: list[tuple[str, torch.Tensor]], columns: int = 6, label_h
     return canvas
 
 
-def _throughput(entries, batch: torch.Tensor, repeats: int = 3) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
+def save_image(image: Image.Image, path: str) -> None:
+    """Write ``image`` atomically (a kill leaves the old file or the new one), in the format of the suffix."""
+    from PIL import Image
+
+    from augrobust._io import atomic_open
+
+    fmt = Image.registered_extensions()[Path(path).suffix.lower()]
+    with atomic_open(path) as fh:
+        image.save(fh, format=fmt)
+
+
+def _throughput(entries: list[tuple[str, Any]], batch: torch.Tensor, repeats: int = 3) -> list[tuple[str, float]]:
     rows = []
     for label, aug in entries:
         aug(batch)  # warm-up
@@ -57,12 +91,19 @@ def _throughput(entries, batch: torch.Tensor, repeats: int = 3) -> list[tuple[st
 
 
 def run(args: argparse.Namespace) -> int:
+    """Render the grid, write it to ``args.out`` and print the throughput table."""
+    import torch
+
+    from augrobust._checks import check_count
     from augrobust.transforms.registry import transform_registry
 
+    check_output_file(args.out, suffixes=IMAGE_SUFFIXES)
+    for name in ("size", "columns", "batch_size"):
+        check_count(getattr(args, name), f"--{name.replace('_', '-')}", minimum=1)
     image = load_image(args.image, args.size)
     entries = []
     for label, entry in transform_registry().items():
-        overrides: dict[str, object] = {"seed": 0}
+        overrides: dict[str, object] = {"seed": args.seed}
         if label.startswith("Corruption["):
             overrides["severity"] = args.severity
             label = label[len("Corruption[") : -1]
@@ -73,13 +114,10 @@ def run(args: argparse.Namespace) -> int:
     tiles = [("original", image)]
     for label, aug in entries:
         tiles.append((label, aug(image)))
-    grid = render_grid(tiles, columns=args.columns)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
-    print(f"wrote {out} ({len(tiles) - 1} transforms, severity {args.severity} for corruptions)")
+    save_image(render_grid(tiles, columns=args.columns), args.out)
+    print(f"wrote {args.out} ({len(tiles) - 1} transforms, severity {args.severity} for corruptions)")
 
-    batch = image.unsqueeze(0).expand(args.batch, -1, -1, -1).float().div(255).contiguous()
+    batch = image.unsqueeze(0).expand(args.batch_size, -1, -1, -1).float().div(255).contiguous()
     rows = _throughput(entries, batch)
     print(f"\nthroughput on {tuple(batch.shape)} float32, {torch.get_num_threads()} threads (best of 3):")
     print(f"{'transform':<22} {'images/s':>10} {'ms/image':>10}")
@@ -88,24 +126,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = subparsers.add_parser(
-        "demo",
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``augrobust demo``."""
+    p = add_command(
+        subparsers, "demo",
         help="render every transform on the built-in test image (PNG grid) and print a throughput table",
         description="Render every registered transform on the built-in test image (or --image) into a PNG grid, "
-        "then print images/s for each on a batch.",
-    )
-    p.add_argument("--image", default=None, help="an image file to use instead of the built-in test image")
-    p.add_argument("--out", default="demo.png", help="output PNG (default demo.png)")
-    p.add_argument("--size", type=int, default=224, help="tile size in pixels (default 224)")
-    p.add_argument("--severity", type=int, default=3, choices=range(1, 6), help="corruption severity (default 3)")
+        "then print images/s for each on a batch (on the CPU).",
+    )  # fmt: skip
+    p.add_argument("--image", default=None, help="an image file to use (default: the built-in test image)")
+    add_out(p, default="demo.png", help=f"output image ({', '.join(IMAGE_SUFFIXES)})")
+    p.add_argument("--size", type=int, default=224, help="tile size in pixels")
+    p.add_argument("--severity", type=int, default=3, choices=range(1, 6), metavar="{1..5}", help="corruption severity")
     p.add_argument("--columns", type=int, default=6, help="grid columns")
-    p.add_argument("--batch", type=int, default=16, help="batch size for the throughput table (default 16)")
+    add_batch_size(p, default=16, help="batch size of the throughput table", aliases=("--batch",))
+    add_seed(p, help="seed of every transform's random draws")
     p.set_defaults(func=run)
     return p
-
-
-if __name__ == "__main__":
-    from augrobust.cli import main
-
-    sys.exit(main(["demo", *sys.argv[1:]]))

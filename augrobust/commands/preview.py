@@ -3,70 +3,95 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import torch
+from augrobust.commands._options import (
+    add_command,
+    add_corruptions,
+    add_out,
+    add_preset,
+    add_reference,
+    add_seed,
+    add_severities,
+    check_output_file,
+)
+from augrobust.commands.demo import IMAGE_SUFFIXES
 
-__all__ = ["add_parser", "preview_grid"]
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+__all__ = ["add_parser", "preview_grid", "run"]
 
 
 def preview_grid(
     image: torch.Tensor,
-    names: list[str],
+    names: Sequence[str],
     *,
     preset: str = "imagenet",
     reference: str = "imagecorruptions",
     seed: int = 0,
-):  # type: ignore[no-untyped-def]
-    """One row per corruption: the clean image, then severities 1 to 5 (``image`` is uint8 CHW).
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+) -> Image.Image:
+    """One row per corruption: the clean image, then each severity (``image`` is uint8 CHW).
 
     Example:
         >>> from augrobust.testimage import test_image
         >>> preview_grid(test_image(32), ["contrast"]).size
         (192, 50)
+        >>> preview_grid(test_image(32), ["contrast", "fog"], severities=(1, 5)).size
+        (96, 100)
     """
+    import torch
+
     import augrobust
     from augrobust.commands.demo import render_grid
 
     tiles = []
     for name in names:
         tiles.append((name, image))
-        for severity in range(1, 6):
+        for severity in severities:
             gen = torch.Generator(device=image.device).manual_seed(seed)
             out = augrobust.corrupt(image, name, severity, preset=preset, reference=reference, generator=gen)
             tiles.append((f"severity {severity}", out))
-    return render_grid(tiles, columns=6)
+    return render_grid(tiles, columns=1 + len(severities))
 
 
 def run(args: argparse.Namespace) -> int:
-    from augrobust.corruptions import get_corruption_names, registered_names
-    from augrobust.commands.demo import load_image
+    """Render the grid of ``args.corruptions`` x ``args.severities`` and write it to ``args.out``."""
+    from augrobust._checks import check_count
+    from augrobust.commands.demo import load_image, save_image
+    from augrobust.corruptions import get_spec
 
-    if args.corruptions in ("common", "validation", "all", "noise", "blur", "weather", "digital"):
-        names = [n for n in get_corruption_names(args.corruptions) if n in registered_names()]
-    else:
-        names = args.corruptions.split(",")
+    check_output_file(args.out, suffixes=IMAGE_SUFFIXES)
+    check_count(args.size, "--size", minimum=8)
+    for name in args.corruptions:
+        get_spec(name)  # an unknown name fails here, with the valid ones
     image = load_image(args.image, args.size)
-    grid = preview_grid(image, names, preset=args.preset, reference=args.reference, seed=args.seed)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid.save(out)
-    print(f"wrote {out}: {len(names)} corruptions x 5 severities")
+    grid = preview_grid(
+        image, args.corruptions, preset=args.preset, reference=args.reference, seed=args.seed,
+        severities=args.severities,
+    )  # fmt: skip
+    save_image(grid, args.out)
+    print(f"wrote {args.out}: {len(args.corruptions)} corruptions x {len(args.severities)} severities")
     return 0
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    p = subparsers.add_parser(
-        "preview",
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``augrobust preview``."""
+    p = add_command(
+        subparsers, "preview",
         help="PNG grid of corruptions x severities for an image (default: the built-in test image)",
-        description="Render every corruption at severities 1-5 on an image, one row per corruption.",
-    )
+        description="Render corruptions at several severities on an image, one row per corruption.",
+    )  # fmt: skip
     p.add_argument("--image", default=None, help="an image file (default: the built-in test image)")
-    p.add_argument("--out", default="preview.png", help="output PNG (default preview.png)")
-    p.add_argument("--corruptions", default="all", help="a subset name or comma-separated names (default all)")
-    p.add_argument("--preset", default="imagenet", choices=["imagenet", "tinyimagenet", "cifar", "inception"])
-    p.add_argument("--reference", default="imagecorruptions", choices=["imagecorruptions", "hendrycks"])
-    p.add_argument("--size", type=int, default=160, help="tile size in pixels (default 160)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+    add_out(p, default="preview.png", help=f"output image ({', '.join(IMAGE_SUFFIXES)})")
+    add_corruptions(p, default="all")
+    add_severities(p)
+    add_preset(p)
+    add_reference(p)
+    p.add_argument("--size", type=int, default=160, help="tile size in pixels")
+    add_seed(p)
     p.set_defaults(func=run)
     return p
