@@ -64,7 +64,12 @@ def load_checkpoint_model(
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, corrupt, or holding more than tensors and plain types
-        raise AugrobustValueError(f"cannot load checkpoint {str(p)!r} with weights_only=True: {e}") from e
+        # torch's message runs to several paragraphs; its first line says what failed (--debug shows it all).
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AugrobustValueError(
+            f"cannot load checkpoint {str(p)!r} with weights_only=True (is it a file written by augrobust train?): "
+            f"{reason}"
+        ) from e
     if not isinstance(ckpt, dict) or "model" not in ckpt or not isinstance(ckpt.get("config"), dict):
         raise AugrobustValueError(
             f"{str(p)!r} is not an augrobust checkpoint: expected a dict with 'model' (a state_dict) and "
