@@ -27,20 +27,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from augrobust.commands import COMMANDS
 from augrobust.commands._options import DefaultsHelpFormatter
 from augrobust.errors import AugrobustError
 
 __all__ = ["build_parser", "main"]
 
-#: One line per subcommand module, in the order ``--help`` lists them.
-_COMMAND_MODULES: tuple[str, ...] = (
-    "augrobust.commands.demo",
-    "augrobust.commands.preview",
-    "augrobust.commands.bench",
-    "augrobust.commands.train",
-    "augrobust.commands.eval",
-    "augrobust.commands.dfm",
-)
+_COMMAND_MODULES: tuple[str, ...] = tuple(f"augrobust.commands.{name}" for name in COMMANDS)
 
 #: Exit status of a user's error (argparse's, for a bad option) and of Ctrl-C (128 + SIGINT).
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130

@@ -107,10 +107,19 @@ def test_every_command_help_exits_0_and_shows_every_default(command, capsys):
         assert f"default: {shown})" in text, f"{command} {action.option_strings[0]}: default {shown!r} not shown"
 
 
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    (sub_action,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub_action.choices)
+
+
 def _subparser(command: str) -> argparse.ArgumentParser:
-    parser = build_parser()
-    (sub_action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return sub_action.choices[command]
+    return _subcommands()[command]
+
+
+def test_the_parser_has_the_six_commands_in_their_package():
+    assert list(_subcommands()) == list(COMMANDS)
+    for command in COMMANDS:
+        assert _subparser(command).get_default("func").__module__ == f"augrobust.commands.{command}"
 
 
 def test_closed_choices_are_listed_and_options_share_their_names(capsys):
@@ -127,9 +136,11 @@ def test_closed_choices_are_listed_and_options_share_their_names(capsys):
         assert "common, validation, all, noise, blur, weather, digital" in texts[command]
     assert "{afa,afa_noaux,ant,dfmx,erm,gnt}" in texts["train"]
     same = {
-        "--data": ("train", "eval", "dfm"), "--seed": ("demo", "preview", "train", "eval", "dfm"), "--device": ("bench", "train", "eval", "dfm"),
-        "--batch-size": ("demo", "train", "eval", "dfm"), "--out": COMMANDS, "--quiet": ("bench", "train", "eval", "dfm"),
-        "--severities": ("preview", "eval"),
+        "--data": ("train", "eval", "dfm"), "--seed": ("demo", "preview", "train", "eval", "dfm"),
+        "--device": ("bench", "train", "eval", "dfm"), "--batch-size": ("demo", "train", "eval", "dfm"),
+        "--out": COMMANDS, "--quiet": ("bench", "train", "eval", "dfm"), "--severities": ("preview", "eval"),
+        "--preset": ("preview", "eval"), "--reference": ("preview", "eval"),
+        "--corruptions": ("preview", "bench", "eval"),
     }  # fmt: skip
     for option, commands in same.items():
         for command in commands:
@@ -140,8 +151,9 @@ def test_old_option_spellings_still_parse():
     parser = build_parser()
     assert parser.parse_args(["demo", "--batch", "4"]).batch_size == 4
     assert parser.parse_args(["eval", "--checkpoint", "c.pt", "--no-progress"]).quiet is True
-    assert parser.parse_args(["eval", "--checkpoint", "c.pt", "--corruptions", "fog,snow"]).corruptions == ["fog", "snow"]
-    assert parser.parse_args(["eval", "--checkpoint", "c.pt", "--severities", "1,3"]).severities == [1, 3]
+    evaluate = ["eval", "--checkpoint", "c.pt"]
+    assert parser.parse_args([*evaluate, "--corruptions", "fog,snow"]).corruptions == ["fog", "snow"]
+    assert parser.parse_args([*evaluate, "--severities", "1,3"]).severities == [1, 3]
 
 
 def test_the_literal_choice_lists_equal_the_registries_they_mirror():
@@ -197,12 +209,12 @@ def _bad_inputs(tmp: Path, ckpt: Path) -> list[tuple[list[str], str]]:
     npy.mkdir()
     return [
         (["demo", "--image", str(tmp / "missing.png"), "--out", str(tmp / "d.png")], "cannot read image"),
-        (["demo", "--out", str(tmp / "demo.gif")], "must end in .png"),
+        (["demo", "--out", str(tmp / "demo.xyz")], "Pillow writes no format with the ending '.xyz'"),
         (["demo", "--out", str(a_file / "demo.png")], "is a file, not a folder"),
         (["preview", "--corruptions", "fogg", "--out", str(tmp / "p.png")], "unknown corruption 'fogg'"),
         (["bench", "--only", "DFMX", "--sizes", "32", "--out", str(tmp / "b.json")], "did you mean 'DFMX(p=1)'"),
         (["bench", "--corruptions", "fogg", "--out", str(tmp / "b.json")], "unknown corruption 'fogg'"),
-        (["bench", "--only", "DFMX(p=1)", "--out", str(a_file)], "must end in .json"),
+        (["bench", "--only", "DFMX(p=1)", "--out", str(tmp)], "is a folder; give a file name"),
         (["train", "--out", str(a_file)], "is a file; give a folder"),
         (["train", "--out", str(tmp / "run"), "--epochs", "0"], "epochs"),
         (["eval", "--checkpoint", str(tmp / "missing.pt")], "checkpoint not found"),
@@ -286,7 +298,8 @@ def test_ctrl_c_and_path_errors_map_to_130_and_2_and_a_bug_keeps_its_traceback(t
 def test_a_real_process_exits_2_with_one_line(tmp_path):
     proc = _run("-m", "augrobust.cli", "eval", "--checkpoint", str(tmp_path / "missing.pt"))
     assert proc.returncode == 2
-    assert _error_line(proc.stderr, "eval") == f"augrobust eval: error: checkpoint not found: {str(tmp_path / 'missing.pt')!r}."
+    missing = str(tmp_path / "missing.pt")
+    assert _error_line(proc.stderr, "eval") == f"augrobust eval: error: checkpoint not found: {missing!r}."
     assert proc.stdout == ""
 
 

@@ -55,9 +55,8 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
     """Wraps each paragraph of a description on its own (an indented block, an example, is kept as written)
     and ends every option's help with its default.
 
-    An option whose help already says its default (``default: ...``), a flag, a required option or one with an empty list
-    default is left
-    as written; list defaults are shown as the comma-separated text one would type.
+    An option whose help already says its default (``default: ...``), a flag, a required option or one with an
+    empty list default is left as written; list defaults are shown as the comma-separated text one would type.
     """
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
@@ -226,23 +225,18 @@ def check_output_dir(path: str | os.PathLike[str], option: str = "--out") -> Pat
     return target
 
 
-def check_output_file(path: str | os.PathLike[str], option: str = "--out", suffixes: Sequence[str] = ()) -> Path:
+def check_output_file(path: str | os.PathLike[str], option: str = "--out") -> Path:
     """An output file whose folder exists and is writable, or can be created; checked before any work starts.
 
-    Args:
-        path: the file to write.
-        option: the option that named it (for the message).
-        suffixes: allowed file name endings (``()``: any).
-
     Example:
-        >>> check_output_file("results/grid.gif", suffixes=(".png", ".jpg"))
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     check_output_file(d, "--markdown")
         Traceback (most recent call last):
         ...
-        augrobust.errors.AugrobustValueError: --out 'results/grid.gif' must end in .png or .jpg.
+        augrobust.errors.AugrobustValueError: --markdown ... is a folder; give a file name.
     """
     target = Path(path)
-    if suffixes and target.suffix.lower() not in suffixes:
-        raise AugrobustValueError(f"{option} {str(target)!r} must end in {' or '.join(suffixes)}.")
     if target.is_dir():
         raise AugrobustValueError(f"{option} {str(target)!r} is a folder; give a file name.")
     if target.exists() and not os.access(target, os.W_OK):

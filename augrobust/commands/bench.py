@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             raise AugrobustValueError(f"--only names no case: {hints}; the cases are: {', '.join(groups)}.")
         cases = [c for c in cases if c.group in keep]
     shapes = [s for s in SHAPES if s[-1] in args.sizes]
-    check_output_file(args.out, suffixes=(".json",))
+    check_output_file(args.out)
     if args.markdown:
         check_output_file(args.markdown, "--markdown")
 
@@ -95,7 +95,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "imagecorruptions per-image loop, in the same run, at (256,3,32,32) and (64,3,224,224) float32.",
     )  # fmt: skip
     add_out(p, default="benchmarks/results/latest.json", help="JSON output (rewritten after each row)")
-    p.add_argument("--markdown", default=None, metavar="PATH", help="also write the Markdown table here")
+    p.add_argument(
+        "--markdown", default=None, metavar="PATH", help="also write the Markdown table here (default: none)"
+    )
     add_device(p)
     add_corruptions(p, default=None, default_text="every registered corruption")
     p.add_argument(

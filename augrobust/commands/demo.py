@@ -13,10 +13,10 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-__all__ = ["add_parser", "load_image", "render_grid", "run", "save_image"]
+__all__ = ["add_parser", "check_image_path", "load_image", "render_grid", "run", "save_image"]
 
-#: File endings the image commands write (PIL picks the format from them).
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+#: What the help of the image commands suggests; any file ending that Pillow can write is accepted.
+IMAGE_HELP = "output image: .png, .jpg, or any format Pillow writes"
 
 
 def load_image(path: str | None, size: int = 224) -> torch.Tensor:
@@ -66,15 +66,37 @@ def render_grid(tiles: list[tuple[str, torch.Tensor]], columns: int = 6, label_h
     return canvas
 
 
-def save_image(image: Image.Image, path: str) -> None:
-    """Write ``image`` atomically (a kill leaves the old file or the new one), in the format of the suffix."""
+def _image_format(path: str) -> str | None:
     from PIL import Image
 
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    return fmt if fmt in Image.SAVE else None
+
+
+def check_image_path(path: str, option: str = "--out") -> Path:
+    """An image file Pillow can write (by its ending) in a folder that exists or can be created.
+
+    Example:
+        >>> check_image_path("grid.xyz")
+        Traceback (most recent call last):
+        ...
+        augrobust.errors.AugrobustValueError: --out 'grid.xyz': Pillow writes no format with the ending '.xyz'; ...
+    """
+    from augrobust.errors import AugrobustValueError
+
+    if _image_format(path) is None:
+        raise AugrobustValueError(
+            f"{option} {path!r}: Pillow writes no format with the ending {Path(path).suffix!r}; use .png or .jpg."
+        )
+    return check_output_file(path, option)
+
+
+def save_image(image: Image.Image, path: str) -> None:
+    """Write ``image`` atomically (a kill leaves the old file or the new one), in the format of its ending."""
     from augrobust._io import atomic_open
 
-    fmt = Image.registered_extensions()[Path(path).suffix.lower()]
     with atomic_open(path) as fh:
-        image.save(fh, format=fmt)
+        image.save(fh, format=_image_format(path))
 
 
 def _throughput(entries: list[tuple[str, Any]], batch: torch.Tensor, repeats: int = 3) -> list[tuple[str, float]]:
@@ -97,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     from augrobust._checks import check_count
     from augrobust.transforms.registry import transform_registry
 
-    check_output_file(args.out, suffixes=IMAGE_SUFFIXES)
+    check_image_path(args.out)
     for name in ("size", "columns", "batch_size"):
         check_count(getattr(args, name), f"--{name.replace('_', '-')}", minimum=1)
     image = load_image(args.image, args.size)
@@ -135,7 +157,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "then print images/s for each on a batch (on the CPU).",
     )  # fmt: skip
     p.add_argument("--image", default=None, help="an image file to use (default: the built-in test image)")
-    add_out(p, default="demo.png", help=f"output image ({', '.join(IMAGE_SUFFIXES)})")
+    add_out(p, default="demo.png", help=IMAGE_HELP)
     p.add_argument("--size", type=int, default=224, help="tile size in pixels")
     p.add_argument("--severity", type=int, default=3, choices=range(1, 6), metavar="{1..5}", help="corruption severity")
     p.add_argument("--columns", type=int, default=6, help="grid columns")

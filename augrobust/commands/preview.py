@@ -14,9 +14,8 @@ from augrobust.commands._options import (
     add_reference,
     add_seed,
     add_severities,
-    check_output_file,
 )
-from augrobust.commands.demo import IMAGE_SUFFIXES
+from augrobust.commands.demo import IMAGE_HELP, check_image_path
 
 if TYPE_CHECKING:
     import torch
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from augrobust.commands.demo import load_image, save_image
     from augrobust.corruptions import get_spec
 
-    check_output_file(args.out, suffixes=IMAGE_SUFFIXES)
+    check_image_path(args.out)
     check_count(args.size, "--size", minimum=8)
     for name in args.corruptions:
         get_spec(name)  # an unknown name fails here, with the valid ones
@@ -86,7 +85,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Render corruptions at several severities on an image, one row per corruption.",
     )  # fmt: skip
     p.add_argument("--image", default=None, help="an image file (default: the built-in test image)")
-    add_out(p, default="preview.png", help=f"output image ({', '.join(IMAGE_SUFFIXES)})")
+    add_out(p, default="preview.png", help=IMAGE_HELP)
     add_corruptions(p, default="all")
     add_severities(p)
     add_preset(p)
