@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -301,6 +302,24 @@ def test_a_real_process_exits_2_with_one_line(tmp_path):
     missing = str(tmp_path / "missing.pt")
     assert _error_line(proc.stderr, "eval") == f"augrobust eval: error: checkpoint not found: {missing!r}."
     assert proc.stdout == ""
+
+
+def test_ctrl_c_in_a_real_process_exits_130_with_one_line(tmp_path):
+    argv = ["-m", "augrobust.cli", "train", "--arch", "resnet8_cifar", "--data", "synthetic:64", "--batch-size", "8",
+            "--epochs", "1000", "--out", str(tmp_path / "run")]  # fmt: skip
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen([sys.executable, *argv], stdout=pipe, stderr=pipe, text=True, env=_env())
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # wait until training runs (past the imports and the first epoch)
+            if line.startswith("epoch 1/"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert _error_line(err, "train") == "augrobust train: error: interrupted"
 
 
 # -------------------------------------------------------------------------------------------------- progress

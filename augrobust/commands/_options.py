@@ -74,7 +74,7 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         text = action.help or ""
         default = action.default
         if (
-            "default" in text
+            "default:" in text
             or default is None
             or default == []
             or default is argparse.SUPPRESS
