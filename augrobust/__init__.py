@@ -18,19 +18,24 @@ Example:
 
 from __future__ import annotations
 
-from augrobust import functional, v2
-from augrobust.corruptions import corrupt, get_corruption_names, sample_corruption_params
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from augrobust.errors import AugrobustError, AugrobustTypeError, AugrobustValueError
-from augrobust.transforms import (
-    DFMX,
-    AdversarialNoise,
-    Corruption,
-    FourierNoise,
-    GaussianNoise,
-    RandomCorruption,
-    RobustAugmentation,
-    SpeckleNoise,
-)
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from augrobust import functional, v2
+    from augrobust.corruptions import corrupt, get_corruption_names, sample_corruption_params
+    from augrobust.transforms import (
+        DFMX,
+        AdversarialNoise,
+        Corruption,
+        FourierNoise,
+        GaussianNoise,
+        RandomCorruption,
+        RobustAugmentation,
+        SpeckleNoise,
+    )
 
 __version__ = "0.1.0"
 
@@ -53,3 +58,36 @@ __all__ = [
     "sample_corruption_params",
     "v2",
 ]
+
+# Public name -> the module that defines it. They are imported on first use (PEP 562), so that
+# ``import augrobust`` (and with it the ``augrobust`` command's ``--help``) does not load torch.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("corrupt", "get_corruption_names", "sample_corruption_params"), "augrobust.corruptions"),
+    **dict.fromkeys(
+        ("AdversarialNoise", "Corruption", "DFMX", "FourierNoise", "GaussianNoise", "RandomCorruption",
+         "RobustAugmentation", "SpeckleNoise"),
+        "augrobust.transforms",
+    ),
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):  # dunder probes (copy, pickle, inspect) are never submodules
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        # A subpackage (``augrobust.functional``, ``augrobust.corruptions``...), as the eager imports made
+        # them available after ``import augrobust``.
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

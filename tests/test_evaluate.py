@@ -275,7 +275,7 @@ def fake_trainer(monkeypatch):
 
 
 def _run_cli(argv):
-    from augrobust import eval_cli
+    from augrobust.commands import eval as eval_cli
 
     parser = argparse.ArgumentParser(prog="augrobust")
     eval_cli.add_parser(parser.add_subparsers(dest="command"))
@@ -334,7 +334,7 @@ def test_eval_command_with_npy_root_and_bad_checkpoints(tmp_path, fake_trainer):
 def test_eval_is_registered_in_the_augrobust_command():
     from augrobust import cli
 
-    assert "augrobust.eval_cli" in cli._COMMAND_MODULES
+    assert "augrobust.commands.eval" in cli._COMMAND_MODULES
 
 
 @pytest.mark.slow

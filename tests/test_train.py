@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from augrobust.commands import train as train_cli
 from augrobust.data import SyntheticShapes
 from augrobust.errors import AugrobustError, AugrobustValueError
 from augrobust.train import (
@@ -37,7 +38,6 @@ from augrobust.train import (
     save_checkpoint,
     train,
 )
-from augrobust.train import cli as train_cli
 
 
 def _data(n: int = 16) -> tuple[SyntheticShapes, SyntheticShapes]:
@@ -233,8 +233,8 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     assert args.func(args) == 0
     assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["config"]["damp_sigma"] == 0.1
     args = parser.parse_args([*common, "--epochs", "1", "--method", "erm", "--damp-sigma", "0.1", "--damp-m", "2"])
-    assert args.func(args) == 2  # refuses to overwrite finished work
-    assert "--resume" in capsys.readouterr().err
+    with pytest.raises(AugrobustError, match="--resume"):  # refuses to overwrite finished work (cli.main: exit 2)
+        args.func(args)
     args = parser.parse_args([*common, "--epochs", "1", "--damp-sigma", "0.1", "--damp-m", "2", "--resume"])
     assert args.func(args) == 0  # already complete: nothing to do
 

@@ -17,6 +17,7 @@ import torch
 from torch.utils import benchmark as tbench
 
 from augrobust._io import atomic_write_text
+from augrobust.errors import AugrobustValueError
 
 __all__ = ["BenchCase", "BenchResult", "default_cases", "markdown_table", "metadata", "run_suite"]
 
@@ -224,8 +225,16 @@ def run_suite(
 
     Returns:
         ``{"metadata": {...}, "results": [BenchResult as dict, ...]}``.
+
+    Raises:
+        AugrobustValueError: no case or no shape: the run would time nothing.
     """
     cases = list(default_cases() if cases is None else cases)
+    shapes = [tuple(s) for s in shapes]
+    if not cases or not shapes:  # an empty report would look like a finished run
+        raise AugrobustValueError(
+            f"nothing to time: {len(cases)} cases x {len(shapes)} shapes; give at least one of each."
+        )
     report: dict[str, Any] = {"metadata": metadata(device), "results": []}
     for shape in shapes:
         x = _photo_batch(shape, device)
@@ -248,7 +257,6 @@ def run_suite(
             if out is not None:
                 atomic_write_text(out, json.dumps(report, indent=2))
     return report
-
 
 
 def markdown_table(report: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from augrobust._checks import PRESET_CHOICES, REFERENCE_CHOICES
+from augrobust._corruption_names import CORRUPTION_ORDER, SUBSETS  # torch-free, for the command line's help
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = [
@@ -38,24 +39,6 @@ __all__ = [
     "register",
     "severity_table",
 ]
-
-#: The order of ``imagecorruptions`` (``corruption_number`` indexes it): 15 benchmark, then 4 hold-out.
-CORRUPTION_ORDER: tuple[str, ...] = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-    "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-    "jpeg_compression", "speckle_noise", "gaussian_blur", "spatter", "saturate",
-)  # fmt: skip
-
-#: Subsets as ``imagecorruptions.get_corruption_names`` defines them (slices of the order above).
-SUBSETS: dict[str, tuple[str, ...]] = {
-    "common": CORRUPTION_ORDER[:15],
-    "validation": CORRUPTION_ORDER[15:],
-    "all": CORRUPTION_ORDER,
-    "noise": CORRUPTION_ORDER[0:3],
-    "blur": CORRUPTION_ORDER[3:7],
-    "weather": CORRUPTION_ORDER[7:11],
-    "digital": CORRUPTION_ORDER[11:15],
-}
 
 #: Severity-table presets and reference implementations (defined with their checks in ``augrobust._checks``).
 PRESETS: tuple[str, ...] = PRESET_CHOICES

@@ -12,19 +12,39 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch.utils.data import Dataset, Subset
-
+from augrobust.commands._options import (
+    add_batch_size,
+    add_command,
+    add_corruptions,
+    add_data,
+    add_device,
+    add_out,
+    add_preset,
+    add_quiet,
+    add_reference,
+    add_seed,
+    add_severities,
+    check_output_dir,
+)
 from augrobust.errors import AugrobustValueError
 
-__all__ = ["add_parser", "build_dataset", "load_checkpoint_model", "run_eval"]
+if TYPE_CHECKING:
+    import torch
+    from torch.utils.data import Dataset
+
+__all__ = ["DATA_SPECS", "add_parser", "build_dataset", "load_checkpoint_model", "run"]
+
+#: The ``--data`` specs of ``eval`` and ``dfm``.
+DATA_SPECS: tuple[str, ...] = ("synthetic", "cifar10:ROOT", "cifar100:ROOT", "folder:ROOT")
 
 _STRIP_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel and torch.compile wrappers
 
 
-def load_checkpoint_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_checkpoint_model(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Build the model a trainer checkpoint describes and load its weights (``weights_only=True``).
 
     Returns:
@@ -34,6 +54,8 @@ def load_checkpoint_model(path: str | os.PathLike[str], device: str | torch.devi
         FileNotFoundError: the checkpoint does not exist.
         AugrobustValueError: the file is not a checkpoint dict with ``model`` and ``config["arch"]``.
     """
+    import torch
+
     p = Path(path)
     if not p.is_file():
         from augrobust.data import DatasetFileNotFoundError
@@ -42,7 +64,12 @@ def load_checkpoint_model(path: str | os.PathLike[str], device: str | torch.devi
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, corrupt, or holding more than tensors and plain types
-        raise AugrobustValueError(f"cannot load checkpoint {str(p)!r} with weights_only=True: {e}") from e
+        # torch's message runs to several paragraphs; its first line says what failed (--debug shows it all).
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise AugrobustValueError(
+            f"cannot load checkpoint {str(p)!r} with weights_only=True (is it a file written by augrobust train?): "
+            f"{reason}"
+        ) from e
     if not isinstance(ckpt, dict) or "model" not in ckpt or not isinstance(ckpt.get("config"), dict):
         raise AugrobustValueError(
             f"{str(p)!r} is not an augrobust checkpoint: expected a dict with 'model' (a state_dict) and "
@@ -70,11 +97,14 @@ def load_checkpoint_model(path: str | os.PathLike[str], device: str | torch.devi
 def build_dataset(spec: str, *, num_images: int | None, seed: int, image_size: int | None) -> Dataset[Any]:
     """The clean test set named by ``--data``: ``synthetic``, ``cifar10:ROOT``, ``cifar100:ROOT`` or
     ``folder:ROOT``; ``num_images`` keeps the first images only (``None``: all; synthetic default 2000)."""
+    from torch.utils.data import Subset
+
     from augrobust.data import CIFAR10, CIFAR100, ImageFolderDataset, SyntheticShapes
 
     kind, _, root = spec.partition(":")
     if kind == "synthetic":
-        return SyntheticShapes(2000 if num_images is None else num_images, seed=seed, train=False, size=image_size or 32)
+        count = 2000 if num_images is None else num_images
+        return SyntheticShapes(count, seed=seed, train=False, size=image_size or 32)
     if not root:
         raise AugrobustValueError(f"--data {spec!r}: give a folder, e.g. '{kind}:/data/cifar'.")
     if kind == "cifar10":
@@ -84,56 +114,43 @@ def build_dataset(spec: str, *, num_images: int | None, seed: int, image_size: i
     elif kind == "folder":
         ds = ImageFolderDataset(root, size=image_size)
     else:
-        raise AugrobustValueError(
-            f"unknown --data {spec!r}; use synthetic, cifar10:ROOT, cifar100:ROOT or folder:ROOT."
-        )
+        raise AugrobustValueError(f"unknown --data {spec!r}; use {', '.join(DATA_SPECS)}.")
     if num_images is not None and num_images < len(ds):  # type: ignore[arg-type]
         ds = Subset(ds, range(num_images))
     return ds
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _name_list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``eval`` subcommand to an ``argparse`` subparsers object."""
-    p = subparsers.add_parser(
-        "eval",
+    """Add ``augrobust eval``."""
+    p = add_command(
+        subparsers, "eval",
         help="evaluate a checkpoint on corrupted data (errors, mCE, heat map)",
         description="Evaluate a trained checkpoint clean and under ImageNet-C corruptions; write report.json, "
-        "report.md and heatmap.png into --out.",
+        "report.md and heatmap.png into --out. The paths are checked before any work starts.",
+    )  # fmt: skip
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint written by `augrobust train`")
+    add_data(p, specs=DATA_SPECS, what="clean test images: ")
+    p.add_argument(
+        "--npy-root", default=None, metavar="DIR",
+        help="read CIFAR-10-C-style <corruption>.npy files from this folder (default: corrupt on the fly)",
+    )  # fmt: skip
+    add_corruptions(
+        p, default=None, default_text="every registered corruption; with --npy-root every .npy file there"
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by `augrobust train`")
-    p.add_argument("--data", default="synthetic", help="synthetic | cifar10:ROOT | cifar100:ROOT | folder:ROOT")
-    p.add_argument("--npy-root", default=None, help="read CIFAR-10-C-style <corruption>.npy files from this folder")
-    p.add_argument("--corruptions", type=_name_list, default=None, help="comma-separated names (default: all)")
-    p.add_argument("--severities", type=_int_list, default=[1, 2, 3, 4, 5], help="comma-separated, e.g. 1,3,5")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default="eval_report", help="output folder (default: eval_report)")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--num-images", type=int, default=None, help="evaluate the first N images only")
-    p.add_argument("--image-size", type=int, default=None, help="synthetic image side / folder resize")
-    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' random draws")
+    add_severities(p)
+    add_device(p)
+    add_out(p, default="eval_report", help="output folder")
+    add_batch_size(p, default=256, help="images per batch (the on-the-fly draws depend on it)")
+    p.add_argument("--num-images", type=int, default=None, help="evaluate the first N images only (default: all)")
     p.add_argument(
-        "--preset", default="auto",
-        help="severity table: imagenet | tinyimagenet | cifar | inception | auto (cifar for 32-px images, "
-        "tinyimagenet for 64-px, else imagenet)",
+        "--image-size", type=int, default=None,
+        help="synthetic image side / folder resize (default: the checkpoint's, else 32 / the files' size)",
     )  # fmt: skip
-    p.add_argument(
-        "--reference", default="auto", choices=("auto", "imagecorruptions", "hendrycks"),
-        help="auto: hendrycks (the scripts that built CIFAR-10-C and Tiny-ImageNet-C) for the cifar and "
-        "tinyimagenet presets, imagecorruptions otherwise",
-    )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    p.set_defaults(func=run_eval)
+    add_seed(p, help="seed of the corruptions' random draws")
+    add_preset(p, auto=True, default="auto")
+    add_reference(p, auto=True, default="auto")
+    add_quiet(p, aliases=("--no-progress",))
+    p.set_defaults(func=run)
     return p
 
 
@@ -142,11 +159,25 @@ def _auto_preset(dataset: Dataset[Any]) -> str:
     return {32: "cifar", 64: "tinyimagenet"}.get(side, "imagenet")
 
 
-def run_eval(args: argparse.Namespace) -> int:
-    """Run ``augrobust eval`` with parsed arguments; returns the exit code."""
+def _check_npy_root(root: str, corruptions: list[str] | None, severity: int) -> None:
+    """Every corruption file to read (and the labels) is there, before the evaluation starts."""
+    from augrobust.data import CorruptedNpyDataset, available_npy_corruptions
+
+    names = available_npy_corruptions(root) if corruptions is None else corruptions
+    if not names:
+        raise AugrobustValueError(f"--npy-root {root!r} holds no <corruption>.npy file.")
+    for name in names:
+        CorruptedNpyDataset(root, name, severity)  # memory-mapped: opening checks the files, reads nothing
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the inputs and the output folder, evaluate, write the three report files."""
     from augrobust.evaluate import evaluate_corruptions
 
     model, config = load_checkpoint_model(args.checkpoint, args.device)
+    out = check_output_dir(args.out)
+    if args.npy_root is not None:
+        _check_npy_root(args.npy_root, args.corruptions, args.severities[0])
     image_size = args.image_size or config.get("image_size")
     # The synthetic test split of the training run: its seed is the trainer's (any seed's test split is
     # disjoint from every training split); --seed seeds the corruptions.
@@ -159,10 +190,9 @@ def run_eval(args: argparse.Namespace) -> int:
     report = evaluate_corruptions(
         model, dataset, corruptions=args.corruptions, severities=tuple(args.severities),
         batch_size=args.batch_size, device=args.device, seed=args.seed, preset=preset,
-        reference=reference, progress=not args.no_progress, npy_root=args.npy_root,
+        reference=reference, progress=not args.quiet, npy_root=args.npy_root,
     )  # fmt: skip
     report.metadata.update(checkpoint=str(args.checkpoint), arch=config["arch"], data=args.data)
-    out = Path(args.out)
     report.save_json(out / "report.json")
     report.save_markdown(out / "report.md")
     report.save_heatmap(out / "heatmap.png")
