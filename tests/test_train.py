@@ -27,6 +27,7 @@ from augrobust.train import (
     GNT,
     METHODS,
     METRICS_NAME,
+    Method,
     Normalize,
     TrainConfig,
     build_datasets,
@@ -139,7 +140,8 @@ def test_checkpoint_contents_load_with_weights_only(tmp_path):
     config = TrainConfig(**{**_CONFIG, "epochs": 1})
     train(config, tmp_path, datasets=_data(16), log=None)
     ckpt = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
-    assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "rng", "config"}
+    assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "rng", "config", "method", "history"}
+    assert ckpt["method"] == {} and [row["epoch"] for row in ckpt["history"]] == [1]
     assert ckpt["epoch"] == 1
     assert ckpt["config"] == {**config.to_dict(), "num_classes": 10}
     assert set(ckpt["rng"]) == {"torch", "cuda", "numpy", "python", "damp"}
@@ -240,10 +242,10 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
 
 
 def test_a_method_with_its_own_loss_replaces_the_cross_entropy(tmp_path):
-    """``method.loss(model, forward, x, y)`` is the objective when a method defines it (AFA's aux route)."""
+    """``method.loss(model, forward, x, y)`` is the objective when a method overrides it (AFA's aux route)."""
     calls = []
 
-    class HalfLoss:
+    class HalfLoss(Method):
         def __call__(self, model, x, y):
             raise AssertionError("__call__ must not be used when loss() exists")
 
@@ -260,7 +262,7 @@ def test_a_method_with_its_own_loss_replaces_the_cross_entropy(tmp_path):
 
 def test_random_crop_flip_is_a_padded_crop_and_a_fair_flip_per_image():
     """Every output is the zero-padded input cropped at an offset in 0..2p, possibly mirrored; draws per image."""
-    from augrobust.train.methods import random_crop_flip
+    from augrobust.train import random_crop_flip
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(400, 2, 6, 7, generator=gen)
