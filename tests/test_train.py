@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import pytest
 import torch
@@ -28,6 +29,7 @@ from augrobust.train import (
     METHODS,
     METRICS_NAME,
     Method,
+    NonFiniteLossError,
     Normalize,
     TrainConfig,
     build_datasets,
@@ -320,3 +322,90 @@ def test_cli_method_option_parses_json_values():
     assert dict(args.method_option) == {"sigma": 0.2, "p": 0.5}
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--out", "x", "--method-option", "sigma"])
+
+
+# -- a non-finite loss ----------------------------------------------------------------------------------------
+
+
+class _PoisonAt(Method):
+    """Plain cross-entropy, but the loss of the listed steps (1-based over the run) is NaN.
+
+    Records the first weight tensor as each step starts, so a test can see whether a step changed it.
+    """
+
+    def __init__(self, *bad_steps: int) -> None:
+        self.bad_steps, self.calls, self.weights = set(bad_steps), 0, []
+
+    def loss(self, model, forward, x, y):
+        self.calls += 1
+        self.weights.append(next(model.parameters()).detach().clone())
+        loss, logits = super().loss(model, forward, x, y)
+        return (loss * float("nan") if self.calls in self.bad_steps else loss), logits
+
+
+_NAN_CONFIG = dict(arch="resnet8_cifar", data="synthetic16", epochs=3, batch_size=8, lr=0.05)
+
+
+def test_a_nan_loss_stops_the_run_naming_the_first_bad_step(tmp_path):
+    """Epoch 2's first step is NaN (and, through the weights, every later one): the error names that step."""
+    method = _PoisonAt(3)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 1 of 2 \(global step 3\).*nan") as info:
+        train(TrainConfig(**_NAN_CONFIG), tmp_path, datasets=_data(), method=method, log=None)
+    assert (info.value.epoch, info.value.step, info.value.global_step) == (2, 1, 3)
+    assert "checkpoint of epoch 1 is intact" in str(info.value)
+    assert isinstance(info.value, AugrobustError)
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1  # nothing of the bad epoch was saved
+    rows = [json.loads(line) for line in (tmp_path / METRICS_NAME).read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1] and all(map(math.isfinite, rows[0].values()))
+
+
+def test_the_check_runs_every_n_steps_not_only_at_the_epoch_end(tmp_path, monkeypatch):
+    """With a check every 2 steps a NaN at step 1 stops the run at step 2, not after the epoch's 6 steps."""
+    from augrobust.train import trainer
+
+    monkeypatch.setattr(trainer, "NONFINITE_CHECK_STEPS", 2)
+    method = _PoisonAt(1)
+    config = TrainConfig(**{**_NAN_CONFIG, "epochs": 1})
+    with pytest.raises(NonFiniteLossError, match="epoch 1, step 1 of 6") as info:
+        train(config, tmp_path, datasets=_data(48), method=method, log=None)
+    assert method.calls == 2
+    assert "no checkpoint was written" in str(info.value) and not (tmp_path / CHECKPOINT_NAME).exists()
+
+
+def test_a_diverging_run_is_an_error_not_a_green_exit(tmp_path):
+    """No injected NaN: a learning rate of 1e30 makes the loss itself non-finite."""
+    with pytest.raises(NonFiniteLossError, match="diverged"):
+        train(TrainConfig(**{**_NAN_CONFIG, "lr": 1e30}), tmp_path, datasets=_data(), log=None)
+    metrics = tmp_path / METRICS_NAME
+    assert not metrics.exists() or "NaN" not in metrics.read_text()
+
+
+def test_skip_leaves_the_bad_step_without_effect_and_counts_it(tmp_path):
+    method = _PoisonAt(3)
+    config = TrainConfig(**{**_NAN_CONFIG, "nonfinite": "skip"})
+    result = train(config, tmp_path / "skip", datasets=_data(), method=method, log=None)
+    assert torch.equal(method.weights[2], method.weights[3])  # step 3 changed nothing (momentum, decay included)
+    assert not torch.equal(method.weights[1], method.weights[2])  # the others did
+    assert [row["skipped_steps"] for row in result.history] == [0, 1, 0]
+    assert all(math.isfinite(row["train_loss"]) for row in result.history)
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    plain = train(TrainConfig(**_NAN_CONFIG), tmp_path / "plain", datasets=_data(), log=None)
+    assert [row["lr"] for row in result.history] == [row["lr"] for row in plain.history]  # the schedule advanced
+    assert "skipped_steps" not in plain.history[0]
+
+
+def test_skip_still_stops_when_a_whole_epoch_is_bad(tmp_path):
+    config = TrainConfig(**{**_NAN_CONFIG, "nonfinite": "skip"})
+    with pytest.raises(NonFiniteLossError, match="epoch 2, step 1 .*every step of the epoch"):
+        train(config, tmp_path, datasets=_data(), method=_PoisonAt(3, 4), log=None)
+
+
+def test_nonfinite_is_validated_and_may_change_on_resume(tmp_path):
+    with pytest.raises(AugrobustValueError, match=r"nonfinite.*'error', 'skip'"):
+        TrainConfig(nonfinite="ignore").validate()
+    config = TrainConfig(**{**_NAN_CONFIG, "epochs": 2})
+    train(config, tmp_path, datasets=_data(), stop_after_epoch=1, log=None)
+    resumed = train(
+        TrainConfig(**{**config.to_dict(), "nonfinite": "skip"}), tmp_path, datasets=_data(), resume=True, log=None
+    )
+    assert [row["epoch"] for row in resumed.history] == [1, 2]
