@@ -60,7 +60,9 @@ def read_rows(path: str | os.PathLike[str], upto_epoch: int) -> list[dict[str, A
         except json.JSONDecodeError as err:
             if number == len(lines):  # torn by a kill during the append: the row is lost, the file still usable
                 break
-            raise AugrobustValueError(f"{str(path)!r} line {number} is not JSON ({err}); fix or delete the line.") from err
+            raise AugrobustValueError(
+                f"{str(path)!r} line {number} is not JSON ({err}); fix or delete the line."
+            ) from err
         if not isinstance(row, dict):
             raise AugrobustValueError(f"{str(path)!r} line {number} is not a JSON object: {line[:80]!r}.")
         rows.append(row)

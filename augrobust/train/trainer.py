@@ -468,7 +468,9 @@ def _resume(run: _Run) -> None:
     try:  # checkpoints of stateless methods written before every method had a state lack the key
         run.method.load_state_dict(_for_rank(ckpt, "method", run.env) if "method" in ckpt else {})
     except AugrobustError as err:
-        raise AugrobustValueError(f"Checkpoint {str(path)!r} lacks the state of method {run.config.method!r}: {err}") from err
+        raise AugrobustValueError(
+            f"Checkpoint {str(path)!r} lacks the state of method {run.config.method!r}: {err}"
+        ) from err
     restore_rng(_for_rank(ckpt, "rng", run.env), run.damp_generator)
     if "history" in ckpt:
         run.history = list(ckpt["history"])
@@ -620,30 +622,39 @@ def _finish_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
     rngs = run.env.gather(capture_rng(run.damp_generator))
     method_states = run.env.gather(run.method.state_dict())  # per rank, like the RNG streams (ANT's generators)
     if run.env.rank == 0 and run.test_set is not None:
-        row["test_acc"] = _accuracy(run.model, run.test_set, run.device, max(run.config.batch_size // run.env.world_size, 256))
+        batch = max(run.config.batch_size // run.env.world_size, 256)
+        row["test_acc"] = _accuracy(run.model, run.test_set, run.device, batch)
     run.history.append(row)
     if run.env.rank == 0:
-        checkpoint = {
-            "model": run.model.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict(),
-            "epoch": epoch + 1,
-            "rng": rngs[0],
-            "config": run.stored_config,
-            "method": method_states[0],
-            "history": run.history,
-        }
-        if run.env.active:
-            checkpoint.update(rng_ranks=rngs, method_ranks=method_states)
-        save_checkpoint(run.out / CHECKPOINT_NAME, checkpoint)
-        metrics_file.append_row(run.out / METRICS_NAME, row)
-        run.say(
-            f"epoch {epoch + 1}/{run.config.epochs} loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f}"
-            + (f" test_acc {row['test_acc']:.4f}" if "test_acc" in row else "")
-            + (f" skipped {row['skipped_steps']} non-finite steps" if row.get("skipped_steps") else "")
-            + f" ({row['seconds']:.1f}s)"
-        )
+        save_checkpoint(run.out / CHECKPOINT_NAME, _checkpoint(run, epoch + 1, rngs, method_states))
+        metrics_file.append_row(run.out / METRICS_NAME, row)  # after the checkpoint, which also holds the row
+        run.say(_epoch_line(run.config, row))
     run.env.barrier()
+
+
+def _checkpoint(run: _Run, epochs_done: int, rngs: list[Any], method_states: list[Any]) -> dict[str, Any]:
+    checkpoint = {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "epoch": epochs_done,
+        "rng": rngs[0],
+        "config": run.stored_config,
+        "method": method_states[0],
+        "history": run.history,
+    }
+    if run.env.active:
+        checkpoint.update(rng_ranks=rngs, method_ranks=method_states)
+    return checkpoint
+
+
+def _epoch_line(config: TrainConfig, row: dict[str, Any]) -> str:
+    return (
+        f"epoch {row['epoch']}/{config.epochs} loss {row['train_loss']:.4f} train_acc {row['train_acc']:.4f}"
+        + (f" test_acc {row['test_acc']:.4f}" if "test_acc" in row else "")
+        + (f" skipped {row['skipped_steps']} non-finite steps" if row.get("skipped_steps") else "")
+        + f" ({row['seconds']:.1f}s)"
+    )
 
 
 @torch.no_grad()

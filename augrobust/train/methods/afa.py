@@ -279,7 +279,9 @@ class AFA(AFANoAux):
         """Give ``model`` its auxiliary BNs (:func:`convert_to_dual_bn`); call once, before the optimiser."""
         return convert_to_dual_bn(model)
 
-    def loss(self, model: nn.Module, forward: Forward, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, model: nn.Module, forward: Forward, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ACE objective; returns ``(loss, main-route logits)``.
 
         Args:

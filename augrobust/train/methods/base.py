@@ -100,7 +100,8 @@ class FunctionMethod(Method):
     def __init__(self, function: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         if not callable(function):
             raise AugrobustTypeError(
-                f"a training method must be a Method or a callable (model, x, y) -> x_aug, got {type(function).__name__}."
+                "a training method must be a Method or a callable (model, x, y) -> x_aug, "
+                f"got {type(function).__name__}."
             )
         self.function = function
 
