@@ -36,6 +36,7 @@ from augrobust.train import (
     build_model,
     get_method,
     load_checkpoint,
+    load_model,
     register_method,
     save_checkpoint,
     train,
@@ -409,3 +410,44 @@ def test_nonfinite_is_validated_and_may_change_on_resume(tmp_path):
         TrainConfig(**{**config.to_dict(), "nonfinite": "skip"}), tmp_path, datasets=_data(), resume=True, log=None
     )
     assert [row["epoch"] for row in resumed.history] == [1, 2]
+
+
+# -- loading a checkpoint's model -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_load_model_rebuilds_what_the_run_trained(tmp_path):
+    """AFA's dual-BN form comes back through the method's prepare_model; wrapper prefixes are stripped."""
+    config = TrainConfig(arch="resnet8_cifar", method="afa", data="synthetic16", epochs=1, batch_size=8, lr=0.05)
+    result = train(config, tmp_path / "afa", datasets=_data(), log=None)
+    model, stored = load_model(tmp_path / "afa" / CHECKPOINT_NAME)
+    assert stored["method"] == "afa" and not model.training
+    x = torch.rand(4, 3, 16, 16)
+    assert torch.equal(model(x), result.model.eval()(x))
+
+    ckpt = torch.load(tmp_path / "afa" / CHECKPOINT_NAME, weights_only=True)
+    torch.save({**ckpt, "model": {f"module.{k}": v for k, v in ckpt["model"].items()}}, tmp_path / "ddp.pt")
+    assert torch.equal(load_model(tmp_path / "ddp.pt")[0](x), result.model(x))
+    torch.save({**ckpt, "config": {**ckpt["config"], "method": "not_registered"}}, tmp_path / "unknown.pt")
+    with pytest.raises(AugrobustValueError, match="not_registered' is not registered"):
+        load_model(tmp_path / "unknown.pt")  # its dual BNs do not fit the plain network: said, not guessed
+    with pytest.raises(AugrobustValueError, match="No checkpoint file"):
+        load_model(tmp_path / "missing.pt")
+
+
+@pytest.mark.slow
+def test_load_model_of_a_dfmx_run_does_not_need_the_map_file(tmp_path):
+    from augrobust.dfm import save_dfms
+    from augrobust.transforms.dfmx import example_dfms
+
+    maps = save_dfms(tmp_path / "dfms.pt", example_dfms(10, 16))
+    options = {"dfms": str(maps), "p": 1.0}
+    config = TrainConfig(arch="resnet8_cifar", method="dfmx", method_options=options, data="x", epochs=1, batch_size=8)
+    result = train(config, tmp_path / "run", datasets=_data(), log=None)
+    maps.unlink()
+    model, stored = load_model(tmp_path / "run" / CHECKPOINT_NAME)
+    assert stored["method_options"] == options
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(model(x), result.model.eval()(x))
+    with pytest.raises(AugrobustValueError, match="dfms.pt"):  # training with it does need the file
+        train(config, tmp_path / "again", datasets=_data(), log=None)
