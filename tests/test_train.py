@@ -263,6 +263,18 @@ def test_a_method_with_its_own_loss_replaces_the_cross_entropy(tmp_path):
     assert result.history[0]["train_loss"] > 0
 
 
+def test_a_duck_typed_method_with_hooks_is_refused_not_silently_reduced(tmp_path):
+    class OldStyle:  # the protocol before the Method base class: the trainer would now ignore its loss
+        def __call__(self, model, x, y):
+            return x
+
+        def loss(self, model, forward, x, y):
+            raise AssertionError("never called")
+
+    with pytest.raises(AugrobustError, match=r"defines \['loss'\].*Method"):
+        train(TrainConfig(**{**_CONFIG, "epochs": 1}), tmp_path, datasets=_data(), method=OldStyle(), log=None)
+
+
 def test_random_crop_flip_is_a_padded_crop_and_a_fair_flip_per_image():
     """Every output is the zero-padded input cropped at an offset in 0..2p, possibly mirrored; draws per image."""
     from augrobust.train import random_crop_flip
@@ -429,7 +441,7 @@ def test_load_model_rebuilds_what_the_run_trained(tmp_path):
     torch.save({**ckpt, "model": {f"module.{k}": v for k, v in ckpt["model"].items()}}, tmp_path / "ddp.pt")
     assert torch.equal(load_model(tmp_path / "ddp.pt")[0](x), result.model(x))
     torch.save({**ckpt, "config": {**ckpt["config"], "method": "not_registered"}}, tmp_path / "unknown.pt")
-    with pytest.raises(AugrobustValueError, match="not_registered' is not registered"):
+    with pytest.raises(AugrobustValueError, match="method 'not_registered' was not applied: Unknown training method"):
         load_model(tmp_path / "unknown.pt")  # its dual BNs do not fit the plain network: said, not guessed
     with pytest.raises(AugrobustValueError, match="No checkpoint file"):
         load_model(tmp_path / "missing.pt")
@@ -451,3 +463,6 @@ def test_load_model_of_a_dfmx_run_does_not_need_the_map_file(tmp_path):
     assert torch.equal(model(x), result.model.eval()(x))
     with pytest.raises(AugrobustValueError, match="dfms.pt"):  # training with it does need the file
         train(config, tmp_path / "again", datasets=_data(), log=None)
+    ckpt = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
+    torch.save({**ckpt, "config": {**ckpt["config"], "method_options": {}}}, tmp_path / "env_var_era.pt")
+    assert torch.equal(load_model(tmp_path / "env_var_era.pt")[0](x), model(x))  # maps came from AUGROBUST_DFMS

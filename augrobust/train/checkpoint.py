@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from augrobust._io import atomic_save
-from augrobust.errors import AugrobustValueError
+from augrobust.errors import AugrobustError, AugrobustValueError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -120,8 +120,9 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     Builds ``config["arch"]`` for ``config["num_classes"]``, lets the run's method give it the form it was
     trained in (:meth:`~augrobust.train.methods.Method.prepare_model`: AFA's dual BatchNorm, which evaluates
     with its main BN), strips ``DistributedDataParallel`` / ``torch.compile`` prefixes and loads the weights
-    strictly. A method not registered in this process (a user's own) builds the plain architecture: its
-    weights then load exactly or the error says which keys differ.
+    strictly. A method that cannot be rebuilt here (not registered in this process, or options no longer
+    valid, e.g. a DFM-X run from before the maps were a method option) leaves the plain architecture: the
+    weights then load exactly or the error says why the method was not applied.
 
     Raises:
         AugrobustValueError: as :func:`load_checkpoint`, or weights that do not fit the architecture.
@@ -135,15 +136,17 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         >>> config["arch"], model.training
         ('resnet8_cifar', False)
     """
-    from augrobust.train.methods import METHODS, get_method
+    from augrobust.train.methods import get_method
     from augrobust.train.models import build_model
 
     ckpt = load_checkpoint(path)
     config = ckpt["config"]
     model = build_model(config["arch"], int(config["num_classes"]))
-    name = config.get("method", "erm")
-    if name in METHODS:
+    name, not_applied = config.get("method", "erm"), ""
+    try:
         model = get_method(name, **config.get("method_options", {})).prepare_model(model)
+    except AugrobustError as err:  # a model-changing method's weights will not fit: the error below says so
+        not_applied = f" (its method {name!r} was not applied: {err})"
     state = dict(ckpt["model"])
     for prefix in _WRAPPER_PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
@@ -151,6 +154,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        hint = "" if name in METHODS else f" (method {name!r} is not registered here: register_method it first)"
-        raise AugrobustValueError(f"The weights in {str(path)!r} do not fit {config['arch']}{hint}: {err}") from err
+        raise AugrobustValueError(
+            f"The weights in {str(path)!r} do not fit {config['arch']}{not_applied}: {err}"
+        ) from err
     return model.to(device).eval(), config

@@ -27,6 +27,8 @@ from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = ["Forward", "FunctionMethod", "Method", "as_method"]
 
+_HOOKS = ("loss", "prepare_model", "state_dict", "load_state_dict")
+
 #: The training forward: the model itself, or DAMP's perturbed pass over it.
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -115,8 +117,21 @@ class FunctionMethod(Method):
 def as_method(method: Method | Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]) -> Method:
     """``method`` itself if it is a :class:`Method`, else a plain callable wrapped in :class:`FunctionMethod`.
 
+    Raises:
+        AugrobustTypeError: ``method`` is not a :class:`Method` but defines one of its hooks (``loss``,
+            ``prepare_model``, ``state_dict``, ``load_state_dict``): the trainer calls hooks only on a
+            :class:`Method`, so wrapping it would silently drop them.
+
     Example:
         >>> as_method(lambda model, x, y: x).__class__.__name__
         'FunctionMethod'
     """
-    return method if isinstance(method, Method) else FunctionMethod(method)
+    if isinstance(method, Method):
+        return method
+    hooks = [name for name in _HOOKS if callable(getattr(type(method), name, None))]
+    if hooks:
+        raise AugrobustTypeError(
+            f"{type(method).__name__} defines {hooks} but is not a Method subclass, so the trainer would ignore "
+            "them: derive it from augrobust.train.Method."
+        )
+    return FunctionMethod(method)
