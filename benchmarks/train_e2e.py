@@ -37,13 +37,11 @@ from torch.utils.data import TensorDataset
 
 from augrobust.corruptions import registered_names
 from augrobust.data import SyntheticShapes
+from augrobust.dfm import compute_dfms
 from augrobust.evaluate import evaluate_corruptions
 from augrobust.functional import GNT_SIGMAS, eps_for_sigma
 from augrobust.train import TrainConfig, train
-from augrobust.dfm import compute_dfms
-from augrobust.train.ant import ANT
-from augrobust.train.dfmx import DFMXMethod
-from augrobust.train.methods import GNT
+from augrobust.train.methods import ANT, GNT, DFMXMethod
 
 NOISE = ("gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise")
 RUNS = (

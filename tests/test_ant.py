@@ -37,7 +37,7 @@ from augrobust.functional.adversarial_noise import (
     sample_adversarial_noise,
 )
 from augrobust.train import METHODS, TrainConfig, get_method, train
-from augrobust.train.ant import ANT, batch_layout
+from augrobust.train.methods.ant import ANT, batch_layout
 
 
 @pytest.fixture(autouse=True)

@@ -112,3 +112,55 @@ def test_torchrun_with_a_two_pass_method_keeps_replicas_identical(tmp_path, meth
         for k in generators[0]:
             assert torch.equal(generators[0][k], generators[1][k]), k
         assert len(states[0]["history"]) == len(states[1]["history"]) >= 2
+
+
+_NONFINITE_SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import torch
+    from augrobust.data import SyntheticShapes
+    from augrobust.train import Method, NonFiniteLossError, TrainConfig, train
+
+    out, mode = sys.argv[1], sys.argv[2]
+    rank = int(os.environ["RANK"])
+
+    class PoisonRank1(Method):  # rank 1's loss is NaN at its third step (epoch 2, step 1); rank 0's never
+        calls = 0
+        def loss(self, model, forward, x, y):
+            self.calls += 1
+            loss, logits = super().loss(model, forward, x, y)
+            return (loss * float("nan") if rank == 1 and self.calls == 3 else loss), logits
+
+    config = TrainConfig(arch="resnet8_cifar", data="synthetic16", epochs=3, batch_size=8, lr=0.05, nonfinite=mode)
+    data = (SyntheticShapes(16, seed=2, train=True, size=16), SyntheticShapes(8, seed=2, train=False, size=16))
+    try:
+        result = train(config, out, datasets=data, method=PoisonRank1(), log=None)
+        report = {"skipped": [row["skipped_steps"] for row in result.history],
+                  "params": torch.cat([p.detach().flatten() for p in result.model.parameters()]).tolist()}
+    except NonFiniteLossError as err:
+        report = {"error": [err.epoch, err.step]}
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump(report, f)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["error", "skip"])
+def test_torchrun_a_nan_on_one_rank_stops_or_skips_on_every_rank(tmp_path, mode):
+    """One rank's NaN reaches every rank: all stop together naming the step (no rank left waiting in a
+    collective), or all skip the same step and the replicas stay identical."""
+    script = tmp_path / "ddp_nonfinite.py"
+    script.write_text(_NONFINITE_SCRIPT)
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd = [*run, str(script), str(out), mode]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rank0, rank1 = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
+    if mode == "error":
+        assert rank0 == rank1 == {"error": [2, 1]}
+    else:
+        assert rank0["skipped"] == rank1["skipped"] == [0, 1, 0]
+        assert rank0["params"] == rank1["params"]

@@ -478,7 +478,7 @@ def test_malformed_files_give_clear_errors(tmp_path):
 # -- the training method ----------------------------------------------------------------------------------
 
 
-def test_method_uses_the_labels_and_needs_dfms(monkeypatch):
+def test_method_uses_the_labels_and_needs_dfms():
     from augrobust.train import METHODS, DFMXMethod
 
     assert METHODS["dfmx"] is DFMXMethod
@@ -487,13 +487,12 @@ def test_method_uses_the_labels_and_needs_dfms(monkeypatch):
     out = method(None, x, y)
     own = method.augmentation._params["other"] == y
     assert torch.equal((out == x).flatten(1).all(1), own)
-    monkeypatch.delenv("AUGROBUST_DFMS", raising=False)
-    with pytest.raises(AugrobustValueError, match="AUGROBUST_DFMS"):
+    with pytest.raises(AugrobustValueError, match="method option dfms"):
         DFMXMethod()
 
 
 @pytest.mark.slow
-def test_train_with_dfms_computed_from_a_trained_model(tmp_path, monkeypatch):
+def test_train_with_dfms_computed_from_a_trained_model(tmp_path):
     from augrobust.data import SyntheticShapes
     from augrobust.train import TrainConfig, train
 
@@ -505,8 +504,8 @@ def test_train_with_dfms_computed_from_a_trained_model(tmp_path, monkeypatch):
     dfms = compute_dfms(base.model, images, labels, tolerance=1, num_classes=10)
     assert dfms.shape == (10, 16, 16)
     path = save_dfms(tmp_path / "dfms.pt", dfms, {"arch": "resnet8_cifar", "tolerance": 1})
-    monkeypatch.setenv("AUGROBUST_DFMS", str(path))
-    result = train(TrainConfig(**{**config, "method": "dfmx"}), tmp_path / "dfmx", datasets=data, log=None)
+    config = {**config, "method": "dfmx", "method_options": {"dfms": str(path)}}
+    result = train(TrainConfig(**config), tmp_path / "dfmx", datasets=data, log=None)
     assert [row["epoch"] for row in result.history] == [1]
     assert np.isfinite(result.history[0]["train_loss"])
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import pytest
 import torch
@@ -28,12 +29,15 @@ from augrobust.train import (
     GNT,
     METHODS,
     METRICS_NAME,
+    Method,
+    NonFiniteLossError,
     Normalize,
     TrainConfig,
     build_datasets,
     build_model,
     get_method,
     load_checkpoint,
+    load_model,
     register_method,
     save_checkpoint,
     train,
@@ -139,7 +143,8 @@ def test_checkpoint_contents_load_with_weights_only(tmp_path):
     config = TrainConfig(**{**_CONFIG, "epochs": 1})
     train(config, tmp_path, datasets=_data(16), log=None)
     ckpt = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
-    assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "rng", "config"}
+    assert set(ckpt) == {"model", "optimizer", "scheduler", "epoch", "rng", "config", "method", "history"}
+    assert ckpt["method"] == {} and [row["epoch"] for row in ckpt["history"]] == [1]
     assert ckpt["epoch"] == 1
     assert ckpt["config"] == {**config.to_dict(), "num_classes": 10}
     assert set(ckpt["rng"]) == {"torch", "cuda", "numpy", "python", "damp"}
@@ -240,10 +245,10 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
 
 
 def test_a_method_with_its_own_loss_replaces_the_cross_entropy(tmp_path):
-    """``method.loss(model, forward, x, y)`` is the objective when a method defines it (AFA's aux route)."""
+    """``method.loss(model, forward, x, y)`` is the objective when a method overrides it (AFA's aux route)."""
     calls = []
 
-    class HalfLoss:
+    class HalfLoss(Method):
         def __call__(self, model, x, y):
             raise AssertionError("__call__ must not be used when loss() exists")
 
@@ -258,9 +263,21 @@ def test_a_method_with_its_own_loss_replaces_the_cross_entropy(tmp_path):
     assert result.history[0]["train_loss"] > 0
 
 
+def test_a_duck_typed_method_with_hooks_is_refused_not_silently_reduced(tmp_path):
+    class OldStyle:  # the protocol before the Method base class: the trainer would now ignore its loss
+        def __call__(self, model, x, y):
+            return x
+
+        def loss(self, model, forward, x, y):
+            raise AssertionError("never called")
+
+    with pytest.raises(AugrobustError, match=r"defines \['loss'\].*Method"):
+        train(TrainConfig(**{**_CONFIG, "epochs": 1}), tmp_path, datasets=_data(), method=OldStyle(), log=None)
+
+
 def test_random_crop_flip_is_a_padded_crop_and_a_fair_flip_per_image():
     """Every output is the zero-padded input cropped at an offset in 0..2p, possibly mirrored; draws per image."""
-    from augrobust.train.methods import random_crop_flip
+    from augrobust.train import random_crop_flip
 
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(400, 2, 6, 7, generator=gen)
@@ -318,3 +335,134 @@ def test_cli_method_option_parses_json_values():
     assert dict(args.method_option) == {"sigma": 0.2, "p": 0.5}
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--out", "x", "--method-option", "sigma"])
+
+
+# -- a non-finite loss ----------------------------------------------------------------------------------------
+
+
+class _PoisonAt(Method):
+    """Plain cross-entropy, but the loss of the listed steps (1-based over the run) is NaN.
+
+    Records the first weight tensor as each step starts, so a test can see whether a step changed it.
+    """
+
+    def __init__(self, *bad_steps: int) -> None:
+        self.bad_steps, self.calls, self.weights = set(bad_steps), 0, []
+
+    def loss(self, model, forward, x, y):
+        self.calls += 1
+        self.weights.append(next(model.parameters()).detach().clone())
+        loss, logits = super().loss(model, forward, x, y)
+        return (loss * float("nan") if self.calls in self.bad_steps else loss), logits
+
+
+_NAN_CONFIG = dict(arch="resnet8_cifar", data="synthetic16", epochs=3, batch_size=8, lr=0.05)
+
+
+def test_a_nan_loss_stops_the_run_naming_the_first_bad_step(tmp_path):
+    """Epoch 2's first step is NaN (and, through the weights, every later one): the error names that step."""
+    method = _PoisonAt(3)
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 1 of 2 \(global step 3\).*nan") as info:
+        train(TrainConfig(**_NAN_CONFIG), tmp_path, datasets=_data(), method=method, log=None)
+    assert (info.value.epoch, info.value.step, info.value.global_step) == (2, 1, 3)
+    assert "checkpoint of epoch 1 is intact" in str(info.value)
+    assert isinstance(info.value, AugrobustError)
+    assert load_checkpoint(tmp_path / CHECKPOINT_NAME)["epoch"] == 1  # nothing of the bad epoch was saved
+    rows = [json.loads(line) for line in (tmp_path / METRICS_NAME).read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1] and all(map(math.isfinite, rows[0].values()))
+
+
+def test_the_check_runs_every_n_steps_not_only_at_the_epoch_end(tmp_path, monkeypatch):
+    """With a check every 2 steps a NaN at step 1 stops the run at step 2, not after the epoch's 6 steps."""
+    from augrobust.train import trainer
+
+    monkeypatch.setattr(trainer, "NONFINITE_CHECK_STEPS", 2)
+    method = _PoisonAt(1)
+    config = TrainConfig(**{**_NAN_CONFIG, "epochs": 1})
+    with pytest.raises(NonFiniteLossError, match="epoch 1, step 1 of 6") as info:
+        train(config, tmp_path, datasets=_data(48), method=method, log=None)
+    assert method.calls == 2
+    assert "no checkpoint was written" in str(info.value) and not (tmp_path / CHECKPOINT_NAME).exists()
+
+
+def test_a_diverging_run_is_an_error_not_a_green_exit(tmp_path):
+    """No injected NaN: a learning rate of 1e30 makes the loss itself non-finite."""
+    with pytest.raises(NonFiniteLossError, match="diverged"):
+        train(TrainConfig(**{**_NAN_CONFIG, "lr": 1e30}), tmp_path, datasets=_data(), log=None)
+    metrics = tmp_path / METRICS_NAME
+    assert not metrics.exists() or "NaN" not in metrics.read_text()
+
+
+def test_skip_leaves_the_bad_step_without_effect_and_counts_it(tmp_path):
+    method = _PoisonAt(3)
+    config = TrainConfig(**{**_NAN_CONFIG, "nonfinite": "skip"})
+    result = train(config, tmp_path / "skip", datasets=_data(), method=method, log=None)
+    assert torch.equal(method.weights[2], method.weights[3])  # step 3 changed nothing (momentum, decay included)
+    assert not torch.equal(method.weights[1], method.weights[2])  # the others did
+    assert [row["skipped_steps"] for row in result.history] == [0, 1, 0]
+    assert all(math.isfinite(row["train_loss"]) for row in result.history)
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    plain = train(TrainConfig(**_NAN_CONFIG), tmp_path / "plain", datasets=_data(), log=None)
+    assert [row["lr"] for row in result.history] == [row["lr"] for row in plain.history]  # the schedule advanced
+    assert "skipped_steps" not in plain.history[0]
+
+
+def test_skip_still_stops_when_a_whole_epoch_is_bad(tmp_path):
+    config = TrainConfig(**{**_NAN_CONFIG, "nonfinite": "skip"})
+    with pytest.raises(NonFiniteLossError, match="epoch 2, step 1 .*every step of the epoch"):
+        train(config, tmp_path, datasets=_data(), method=_PoisonAt(3, 4), log=None)
+
+
+def test_nonfinite_is_validated_and_may_change_on_resume(tmp_path):
+    with pytest.raises(AugrobustValueError, match=r"nonfinite.*'error', 'skip'"):
+        TrainConfig(nonfinite="ignore").validate()
+    config = TrainConfig(**{**_NAN_CONFIG, "epochs": 2})
+    train(config, tmp_path, datasets=_data(), stop_after_epoch=1, log=None)
+    resumed = train(
+        TrainConfig(**{**config.to_dict(), "nonfinite": "skip"}), tmp_path, datasets=_data(), resume=True, log=None
+    )
+    assert [row["epoch"] for row in resumed.history] == [1, 2]
+
+
+# -- loading a checkpoint's model -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_load_model_rebuilds_what_the_run_trained(tmp_path):
+    """AFA's dual-BN form comes back through the method's prepare_model; wrapper prefixes are stripped."""
+    config = TrainConfig(arch="resnet8_cifar", method="afa", data="synthetic16", epochs=1, batch_size=8, lr=0.05)
+    result = train(config, tmp_path / "afa", datasets=_data(), log=None)
+    model, stored = load_model(tmp_path / "afa" / CHECKPOINT_NAME)
+    assert stored["method"] == "afa" and not model.training
+    x = torch.rand(4, 3, 16, 16)
+    assert torch.equal(model(x), result.model.eval()(x))
+
+    ckpt = torch.load(tmp_path / "afa" / CHECKPOINT_NAME, weights_only=True)
+    torch.save({**ckpt, "model": {f"module.{k}": v for k, v in ckpt["model"].items()}}, tmp_path / "ddp.pt")
+    assert torch.equal(load_model(tmp_path / "ddp.pt")[0](x), result.model(x))
+    torch.save({**ckpt, "config": {**ckpt["config"], "method": "not_registered"}}, tmp_path / "unknown.pt")
+    with pytest.raises(AugrobustValueError, match="method 'not_registered' was not applied: Unknown training method"):
+        load_model(tmp_path / "unknown.pt")  # its dual BNs do not fit the plain network: said, not guessed
+    with pytest.raises(AugrobustValueError, match="No checkpoint file"):
+        load_model(tmp_path / "missing.pt")
+
+
+@pytest.mark.slow
+def test_load_model_of_a_dfmx_run_does_not_need_the_map_file(tmp_path):
+    from augrobust.dfm import save_dfms
+    from augrobust.transforms.dfmx import example_dfms
+
+    maps = save_dfms(tmp_path / "dfms.pt", example_dfms(10, 16))
+    options = {"dfms": str(maps), "p": 1.0}
+    config = TrainConfig(arch="resnet8_cifar", method="dfmx", method_options=options, data="x", epochs=1, batch_size=8)
+    result = train(config, tmp_path / "run", datasets=_data(), log=None)
+    maps.unlink()
+    model, stored = load_model(tmp_path / "run" / CHECKPOINT_NAME)
+    assert stored["method_options"] == options
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.equal(model(x), result.model.eval()(x))
+    with pytest.raises(AugrobustValueError, match="dfms.pt"):  # training with it does need the file
+        train(config, tmp_path / "again", datasets=_data(), log=None)
+    ckpt = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
+    torch.save({**ckpt, "config": {**ckpt["config"], "method_options": {}}}, tmp_path / "env_var_era.pt")
+    assert torch.equal(load_model(tmp_path / "env_var_era.pt")[0](x), model(x))  # maps came from AUGROBUST_DFMS

@@ -2,33 +2,58 @@
 DDP, exact-resume checkpoints.
 
 A small, readable loop rather than a framework: see :func:`train` and the ``augrobust train`` command.
+Layout: ``trainer.py`` (the loop), ``methods/`` (the :class:`Method` base class and one module per method),
+``checkpoint.py`` (save, load, :func:`load_model`), ``damp.py``, ``models.py``, ``distributed.py``,
+``metrics_file.py``, ``base_augmentations.py``.
 """
 
 from __future__ import annotations
 
-from augrobust.train.ant import ANT
-from augrobust.train.afa import AFA, AFANoAux, DualBatchNorm2d, auxiliary_route, convert_to_dual_bn
-from augrobust.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from augrobust.train.base_augmentations import BASE_AUGMENTATIONS, random_crop_flip
+from augrobust.train.checkpoint import capture_rng, load_checkpoint, load_model, restore_rng, save_checkpoint
 from augrobust.train.damp import DAMP, damp_parameter_names, perturbable_modules
-from augrobust.train.dfmx import DFMXMethod
-from augrobust.train.methods import ERM, GNT, METHODS, Method, get_method, register_method
+from augrobust.train.methods import (
+    AFA,
+    ANT,
+    ERM,
+    GNT,
+    METHODS,
+    AFANoAux,
+    DFMXMethod,
+    FunctionMethod,
+    Method,
+    get_method,
+    register_method,
+)
+from augrobust.train.methods.afa import DualBatchNorm2d, auxiliary_route, convert_to_dual_bn, strip_dual_bn
 from augrobust.train.models import ARCHITECTURES, Normalize, build_model
-from augrobust.train.trainer import CHECKPOINT_NAME, METRICS_NAME, TrainConfig, TrainResult, build_datasets, train
+from augrobust.train.trainer import (
+    CHECKPOINT_NAME,
+    METRICS_NAME,
+    NonFiniteLossError,
+    TrainConfig,
+    TrainResult,
+    build_datasets,
+    train,
+)
 
 __all__ = [
     "AFA",
     "AFANoAux",
     "ANT",
     "ARCHITECTURES",
+    "BASE_AUGMENTATIONS",
     "CHECKPOINT_NAME",
     "DAMP",
     "DFMXMethod",
     "DualBatchNorm2d",
     "ERM",
+    "FunctionMethod",
     "GNT",
     "METHODS",
     "METRICS_NAME",
     "Method",
+    "NonFiniteLossError",
     "Normalize",
     "TrainConfig",
     "TrainResult",
@@ -40,9 +65,12 @@ __all__ = [
     "damp_parameter_names",
     "get_method",
     "load_checkpoint",
+    "load_model",
     "perturbable_modules",
+    "random_crop_flip",
     "register_method",
     "restore_rng",
     "save_checkpoint",
+    "strip_dual_bn",
     "train",
 ]

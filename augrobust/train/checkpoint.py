@@ -4,7 +4,13 @@ A checkpoint is a plain dict of tensors and plain containers, so ``torch.load(we
 it without running arbitrary pickled code::
 
     {"model", "optimizer", "scheduler": state dicts, "epoch": epochs finished,
-     "rng": {"torch", "cuda", "numpy", "python", "damp"}, "config": {"arch", "num_classes", ...}}
+     "rng": {"torch", "cuda", "numpy", "python", "damp"}, "config": {"arch", "num_classes", ...},
+     "method": the method's state_dict(), "history": [one metrics row per finished epoch]}
+
+plus ``"rng_ranks"`` / ``"method_ranks"`` (every rank's) under DDP. Checkpoints written before ``method``
+and ``history`` were always stored lack them; both loaders accept that.
+
+:func:`load_model` turns a checkpoint back into the trained network (for evaluation, DFMs, export).
 """
 
 from __future__ import annotations
@@ -12,18 +18,22 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from augrobust._io import atomic_save
-from augrobust.errors import AugrobustValueError
+from augrobust.errors import AugrobustError, AugrobustValueError
 
-__all__ = ["CHECKPOINT_KEYS", "capture_rng", "load_checkpoint", "restore_rng", "save_checkpoint"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["CHECKPOINT_KEYS", "capture_rng", "load_checkpoint", "load_model", "restore_rng", "save_checkpoint"]
 
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "epoch", "rng", "config")
 _CONFIG_KEYS = ("arch", "num_classes")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel and torch.compile
 
 
 def capture_rng(damp_generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -102,3 +112,49 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if isinstance(ckpt["epoch"], bool) or not isinstance(ckpt["epoch"], int) or ckpt["epoch"] < 0:
         raise AugrobustValueError(f"Checkpoint {str(path)!r} has a malformed epoch {ckpt['epoch']!r}.")
     return ckpt
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The network a trainer checkpoint holds, in eval mode on ``device``, and the checkpoint's config.
+
+    Builds ``config["arch"]`` for ``config["num_classes"]``, lets the run's method give it the form it was
+    trained in (:meth:`~augrobust.train.methods.Method.prepare_model`: AFA's dual BatchNorm, which evaluates
+    with its main BN), strips ``DistributedDataParallel`` / ``torch.compile`` prefixes and loads the weights
+    strictly. A method that cannot be rebuilt here (not registered in this process, or options no longer
+    valid, e.g. a DFM-X run from before the maps were a method option) leaves the plain architecture: the
+    weights then load exactly or the error says why the method was not applied.
+
+    Raises:
+        AugrobustValueError: as :func:`load_checkpoint`, or weights that do not fit the architecture.
+
+    Example:
+        >>> import tempfile
+        >>> from augrobust.train import TrainConfig, train
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     _ = train(TrainConfig(arch="resnet8_cifar", data="synthetic:16", epochs=1, batch_size=8), d, log=None)
+        ...     model, config = load_model(f"{d}/checkpoint.pt")
+        >>> config["arch"], model.training
+        ('resnet8_cifar', False)
+    """
+    from augrobust.train.methods import get_method
+    from augrobust.train.models import build_model
+
+    ckpt = load_checkpoint(path)
+    config = ckpt["config"]
+    model = build_model(config["arch"], int(config["num_classes"]))
+    name, not_applied = config.get("method", "erm"), ""
+    try:
+        model = get_method(name, **config.get("method_options", {})).prepare_model(model)
+    except AugrobustError as err:  # a model-changing method's weights will not fit: the error below says so
+        not_applied = f" (its method {name!r} was not applied: {err})"
+    state = dict(ckpt["model"])
+    for prefix in _WRAPPER_PREFIXES:
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise AugrobustValueError(
+            f"The weights in {str(path)!r} do not fit {config['arch']}{not_applied}: {err}"
+        ) from err
+    return model.to(device).eval(), config

@@ -43,6 +43,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
+from augrobust._checks import check_count, check_number
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = ["DAMP", "damp_parameter_names", "perturbable_modules"]
@@ -368,12 +369,8 @@ class DAMP:
     """
 
     def __init__(self, sigma: float = 0.2, num_subbatches: int = 8, generator: torch.Generator | None = None):
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-            raise AugrobustValueError(f"DAMP sigma must be a number >= 0, got {sigma!r}.")
-        if isinstance(num_subbatches, bool) or not isinstance(num_subbatches, int) or num_subbatches < 1:
-            raise AugrobustValueError(f"DAMP num_subbatches must be an int >= 1, got {num_subbatches!r}.")
-        self.sigma = float(sigma)
-        self.num_subbatches = num_subbatches
+        self.sigma = check_number(sigma, "DAMP sigma", minimum=0.0)
+        self.num_subbatches = check_count(num_subbatches, "DAMP num_subbatches", minimum=1)
         self.generator = generator
         # Per-weight (M, *weight.shape) buffers reused from step to step for conv / linear noise. A buffer
         # is taken out while a forward's autograd graph holds it and put back by that graph's backward, so

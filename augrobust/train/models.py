@@ -13,6 +13,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
+from augrobust._checks import check_count, closest
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = ["ARCHITECTURES", "IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "build_model"]
@@ -147,7 +148,8 @@ def build_model(
     if not isinstance(arch, str):
         raise AugrobustTypeError(f"arch must be a string, got {type(arch).__name__}.")
     if arch not in ARCHITECTURES:
-        raise AugrobustValueError(f"Unknown arch {arch!r}; choose one of {sorted(ARCHITECTURES)}.")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise AugrobustValueError(f"num_classes must be an int >= 2, got {num_classes!r}.")
+        raise AugrobustValueError(
+            f"Unknown arch {arch!r}{closest(arch, ARCHITECTURES)}; choose one of {sorted(ARCHITECTURES)}."
+        )
+    num_classes = check_count(num_classes, "num_classes", minimum=2)
     return nn.Sequential(Normalize(mean, std), ARCHITECTURES[arch](num_classes))

@@ -82,7 +82,7 @@ class DFMX(RobustAugmentation):
     among all ``K`` classes and every image is filtered with probability ``p``. The torchvision-v2 form
     (``augrobust.v2.DFMX``) takes the label from the sample itself: an ``int`` or 0-d integer tensor in
     ``(image, label)`` tuples, or the ``"label"`` / ``"labels"`` / ``"target"`` entry of a dict sample. The
-    training method ``augrobust.train.dfmx.DFMXMethod`` passes the batch labels.
+    training method ``augrobust.train.DFMXMethod`` passes the batch labels.
 
     Which space: the reference filters *normalised* tensors without clipping. With the DC term kept the filter
     commutes with a per-channel Normalize, so filtering ``[0, 1]`` images before the model's Normalize (as

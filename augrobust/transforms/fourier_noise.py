@@ -37,7 +37,7 @@ class FourierNoise(RobustAugmentation):
     CIFAR / TinyImageNet values are not in their repository. Since the noise has the same per-pixel RMS per
     unit strength at every image size, 10 means the same visual strength at 32 px as at 224 px. It is
     deliberately strong (mean peak ~0.44, ~10% of channels with a peak >= 1): AFA feeds these images through
-    an auxiliary BatchNorm route (:class:`augrobust.train.afa.AFA`). For a single-stream use ("AFA w/o aux"
+    an auxiliary BatchNorm route (:class:`augrobust.train.AFA`). For a single-stream use ("AFA w/o aux"
     or inside a chain) a milder ``mean_strength=5`` is a reasonable choice.
 
     Args:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
-from augrobust.train.methods import register_method
+from augrobust.train.methods.base import Forward, Method
 
 __all__ = [
     "AFA",
@@ -202,7 +202,7 @@ def _fourier_noise(mean_strength: float, min_strength: float, granularity: int) 
     return FourierNoise(mean_strength, min_strength=min_strength, granularity=granularity)
 
 
-class AFANoAux:
+class AFANoAux(Method):
     """"AFA w/o aux": :class:`augrobust.FourierNoise` on every training image, one stream, one BN.
 
     Args:
@@ -229,7 +229,7 @@ class AFANoAux:
             mean_strength, min_strength, granularity
         )
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def augment(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.augmentation(x)
 
     def __repr__(self) -> str:
@@ -280,7 +280,7 @@ class AFA(AFANoAux):
         return convert_to_dual_bn(model)
 
     def loss(
-        self, model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor
+        self, model: nn.Module, forward: Forward, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The ACE objective; returns ``(loss, main-route logits)``.
 
@@ -297,6 +297,3 @@ class AFA(AFANoAux):
         loss = 0.5 * (F.cross_entropy(logits, y) + F.cross_entropy(aux_logits, y))
         return loss, logits
 
-
-register_method("afa", AFA)
-register_method("afa_noaux", AFANoAux)

@@ -37,7 +37,6 @@ the snapshot choice stay per rank (they are per-sample draws).
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import torch
@@ -45,23 +44,17 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from augrobust._checks import check_probability
+from augrobust._checks import check_count, check_number, check_probability
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.adversarial_noise import NoiseGenerator, project_l2
 from augrobust.functional.noise import eps_for_sigma
-from augrobust.train.methods import register_method
+from augrobust.train.methods.base import Method
 
 __all__ = ["ANT", "batch_layout"]
 
 #: The reference's Adam learning rates: joint training and re-training a fresh generator.
 REFERENCE_LR = 1e-4
 REFERENCE_RETRAIN_LR = 5e-4
-
-
-def _count(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise AugrobustValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return value
 
 
 def batch_layout(
@@ -98,7 +91,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-class ANT:
+class ANT(Method):
     """Adversarial noise training (the Game of Noise) as a trainer method: ``--method ant``.
 
     Args:
@@ -143,10 +136,8 @@ class ANT:
         reinit: bool = True,
         history_size: int | None = None,
     ) -> None:
-        if eps is not None and (
-            isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0
-        ):
-            raise AugrobustValueError(f"eps must be a finite number > 0 (or None for the sigma-0.5 match), got {eps!r}.")
+        if eps is not None:
+            check_number(eps, "eps (a budget > 0, or None for the sigma-0.5 match)", minimum=0.0, strict=True)
         self.p_clean = check_probability(p_clean, "p_clean")
         self.p_current = check_probability(p_current, "p_current")
         self.p_history = check_probability(p_history, "p_history")
@@ -155,17 +146,16 @@ class ANT:
                 f"p_current ({p_current}) cannot exceed the noisy share 1 - p_clean ({1 - self.p_clean:g})."
             )
         for name, value in (("lr", lr), ("retrain_lr", retrain_lr)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise AugrobustValueError(f"{name} must be a number > 0, got {value!r}.")
+            check_number(value, name, minimum=0.0, strict=True)
         self.eps = None if eps is None else float(eps)
-        self.kernel_size = _count(kernel_size, "kernel_size", 1)
+        self.kernel_size = check_count(kernel_size, "kernel_size", minimum=1)
         if kernel_size % 2 == 0:
             raise AugrobustValueError(f"kernel_size must be odd (1 or 3 in the reference), got {kernel_size}.")
         self.lr, self.retrain_lr = float(lr), float(retrain_lr)
-        self.cycle_steps = _count(cycle_steps, "cycle_steps", 1)
-        self.retrain_steps = _count(retrain_steps, "retrain_steps", 0)
+        self.cycle_steps = check_count(cycle_steps, "cycle_steps", minimum=1)
+        self.retrain_steps = check_count(retrain_steps, "retrain_steps")
         self.reinit = bool(reinit)
-        self.history_size = None if history_size is None else _count(history_size, "history_size", 1)
+        self.history_size = None if history_size is None else check_count(history_size, "history_size", minimum=1)
         self.generator: NoiseGenerator | None = None
         self.optimizer: torch.optim.Adam | None = None
         self.history: list[NoiseGenerator] = []
@@ -193,11 +183,6 @@ class ANT:
         mixed = self.mix(x)
         self.step += 1
         return mixed
-
-    def loss(self, model: nn.Module, forward: Any, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The trainer's objective: ``CE(forward(mixed batch), y)`` after the generator's step."""
-        logits = forward(self(model, x, y))
-        return F.cross_entropy(logits, y), logits
 
     # -- the pieces ------------------------------------------------------------------------------------------
     def resolved_eps(self, shape: torch.Size) -> float:
@@ -359,5 +344,3 @@ class ANT:
             f"retrain_steps={self.retrain_steps}, history={len(self.history)})"
         )
 
-
-register_method("ant", ANT)
