@@ -24,7 +24,10 @@ from augrobust.errors import AugrobustValueError
 __all__ = ["CorruptedNpyDataset", "available_npy_corruptions"]
 
 _LABELS = "labels.npy"
-_FIX = "rewrite it in the CIFAR-10-C layout (root/<corruption>.npy: (5*N, H, W, 3) uint8, root/labels.npy: N or 5*N integers)"
+_FIX = (
+    "rewrite it in the CIFAR-10-C layout (root/<corruption>.npy: (5*N, H, W, 3) uint8, root/labels.npy: N or 5*N "
+    "integers)"
+)
 
 
 def available_npy_corruptions(root: str | os.PathLike[str]) -> list[str]:
