@@ -50,8 +50,22 @@ import torch
 from augrobust.data import SyntheticShapes
 from augrobust.evaluate import evaluate_corruptions
 
-out_dir, report_path, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+out_dir, report_path, kill_at, kill_in_write = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 calls = 0
+replaces = 0
+real_replace = os.replace
+
+
+def replace(src, dst):
+    # The atomic writer's rename: killed at the kill_in_write-th one, the temporary is written, fsynced, not renamed.
+    global replaces
+    replaces += 1
+    if replaces == kill_in_write:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst)
+
+
+os.replace = replace
 
 
 class PixelHash(torch.nn.Module):
@@ -83,11 +97,13 @@ print(json.dumps({"calls": calls}))
 """
 
 
-def _run(script: Path, out_dir: Path | str, report: Path, kill_at: int = 0) -> subprocess.CompletedProcess[str]:
+def _run(
+    script: Path, out_dir: Path | str, report: Path, kill_at: int = 0, kill_in_write: int = 0
+) -> subprocess.CompletedProcess[str]:
     root = str(Path(augrobust.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, str(script), str(out_dir), str(report), str(kill_at)],
+        [sys.executable, str(script), str(out_dir), str(report), str(kill_at), str(kill_in_write)],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
 
@@ -121,9 +137,16 @@ def test_sigkilled_evaluation_resumes_to_the_byte_identical_report(tmp_path):
     # killed in the 4th.
     assert done_after == [9, 12]
 
+    # Killed a third time inside a state write: after the temporary file is complete, before its rename. The
+    # rerun writes its (unchanged) state first, then one per unit: the 3rd write is the 2nd unit's.
+    killed = _run(script, out, tmp_path / "run.json", kill_in_write=3)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(_state(out)["done"]) == 13  # the unit whose write was cut is lost, nothing else
+    assert [p.name.endswith(".tmp") for p in sorted(out.iterdir())] == [True, False]
+
     resumed = _run(script, out, tmp_path / "run.json")
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["calls"] == 1 + 2 * (21 - 12)  # only the unfinished units were run
+    assert json.loads(resumed.stdout)["calls"] == 1 + 2 * (21 - 13)  # only the unfinished units were run
     assert (tmp_path / "run.json").read_bytes() == reference
     assert sorted(p.name for p in out.iterdir()) == [STATE_NAME]  # no temporary left behind
     # The numbers are sensitive to the random draws: another seed gives another report.
