@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import tempfile
 import zlib
@@ -28,14 +27,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from augrobust._checks import check_bool, check_count, check_preset, check_reference, check_severities
 from augrobust._io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from augrobust._progress import progress_bar
 from augrobust._tensor import to_float
 from augrobust.corruptions import CORRUPTION_ORDER, SUBSETS, corrupt, get_spec, registered_names
-from augrobust.data import DatasetFileNotFoundError, check_labels, dataset_targets
+from augrobust.data import (
+    CorruptedNpyDataset,
+    DatasetFileNotFoundError,
+    available_npy_corruptions,
+    check_labels,
+    dataset_targets,
+)
 from augrobust.errors import AugrobustValueError
 from augrobust.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, mce, relative_mce
 
@@ -549,7 +554,7 @@ def evaluate_corruptions(
         >>> report.severities, len(report.errors["gaussian_noise"]), report.num_images
         ((1, 5), 2, 8)
     """
-    # -- arguments, names and files: everything is checked before any compute
+    # -- arguments, names, output folder and files: everything is checked before any compute
     sevs = check_severities(severities)
     batch_size = check_count(batch_size, "batch_size", minimum=1)
     seed = check_count(seed, "seed")
@@ -568,10 +573,86 @@ def evaluate_corruptions(
         raise AugrobustValueError("give a dataset, npy_root, or both.")
     if dataset is not None and len(dataset) == 0:  # type: ignore[arg-type]
         raise AugrobustValueError("the dataset is empty; give a dataset with at least one image.")
+    names = _resolve_names(corruptions, npy_root)
+    out_path = _prepare_out_dir(out_dir)
 
+    was_training = getattr(model, "training", None)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    counter = _Counter(model, dev)
+    try:
+        with torch.inference_mode():
+            # The model's classes, from one image: labels and files are checked against them before the work.
+            if dataset is not None:
+                first = _as_image(dataset[0][0], "the dataset's item 0")
+            else:
+                first = CorruptedNpyDataset(npy_root, names[0], sevs[0])[0][0]  # type: ignore[arg-type]
+            num_classes = _model_classes(counter, first.to(dev), num_classes)
+            if dataset is not None and (targets := dataset_targets(dataset)) is not None:
+                check_labels(
+                    targets, num_classes, source=f"the dataset ({type(dataset).__name__})", classes_of="the model",
+                    fix="evaluate on data labelled with the model's classes",
+                )  # fmt: skip
+            npy_sets = {
+                (name, s): CorruptedNpyDataset(npy_root, name, s, num_classes=num_classes)  # type: ignore[arg-type]
+                for name in (names if npy_root is not None else [])
+                for s in sevs
+            }
+
+            n_images = 0 if dataset is None else len(dataset)  # type: ignore[arg-type]
+            if chunk_images is None:
+                chunk_images = max(_CHUNK_BYTES // max(first.numel() * first.element_size() * batch_size, 1), 1)
+                chunk_images *= batch_size
+            chunk = -(-chunk_images // batch_size) * batch_size  # whole batches: batch indices stay global
+            job = _Job(names, sevs, [(a, min(a + chunk, n_images)) for a in range(0, n_images, chunk)], npy_root)
+            arguments: dict[str, Any] = {
+                "corruptions": names, "severities": list(sevs), "batch_size": batch_size, "seed": seed,
+                "preset": preset, "reference": reference, "device_type": dev.type, "num_classes": num_classes,
+                "chunk_images": chunk, "source": "npy" if npy_root is not None else "on_the_fly",
+            }  # fmt: skip
+            if out_path is not None:  # what a resumed run must repeat, beyond the arguments
+                arguments.update(_fingerprints(model, dataset, npy_root, names))
+            state = _State(out_path, arguments)
+
+            units = job.units()
+            desc = "evaluating" if npy_root is None else "corrupted .npy"
+            loader_kw: dict[str, Any] = dict(
+                batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate
+            )
+            with progress_bar(total=len(units), desc=desc, quiet=not progress, unit="unit") as bar:
+                bar.update(sum(u in state.done for u in units))
+                if dataset is not None:
+                    _run_chunks(
+                        job, dataset, counter, state, bar, loader_kw,
+                        seed=seed, preset=preset, reference=reference, num_classes=num_classes,
+                    )  # fmt: skip
+                for (name, s), npy_ds in npy_sets.items():
+                    if job.unit(name, s) not in state.done:
+                        correct = torch.zeros((), dtype=torch.long, device=dev)
+                        for images, labels in DataLoader(npy_ds, **loader_kw):
+                            correct += counter.correct(images.to(dev), labels.to(dev))
+                        state.record(job.unit(name, s), int(correct), len(npy_ds))
+                        bar.set_postfix_str(f"{name} s{s}", refresh=False)
+                        bar.update(1)
+    finally:
+        if isinstance(model, torch.nn.Module) and was_training:
+            model.train()
+
+    metadata: dict[str, Any] = {
+        "source": "npy" if npy_root is not None else "on_the_fly",
+        "batch_size": batch_size,
+        "device": str(dev),
+    }
+    if npy_root is None:
+        metadata.update(preset=preset, reference=reference, seed=seed)
+    else:
+        metadata["npy_root"] = str(npy_root)
+    return _report(job, state, metadata)
+
+
+def _resolve_names(corruptions: Sequence[str] | None, npy_root: str | os.PathLike[str] | None) -> list[str]:
+    """The corruptions to evaluate, each known (registered, or a file in ``npy_root``), none twice."""
     if npy_root is not None:
-        from augrobust.data.npy import CorruptedNpyDataset, available_npy_corruptions
-
         available = available_npy_corruptions(npy_root)
         names = _ordered(available) if corruptions is None else list(corruptions)
         missing = [n for n in names if n not in available]
@@ -588,152 +669,137 @@ def evaluate_corruptions(
         raise AugrobustValueError("no corruptions to evaluate.")
     if len(set(names)) != len(names):
         raise AugrobustValueError(f"corruptions has duplicates: {names}.")
-    out_path = _prepare_out_dir(out_dir)
+    return names
 
-    was_training = getattr(model, "training", None)
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    counter = _Counter(model, dev)
-    try:
-        with torch.inference_mode():
-            # -- the model's classes, from one image: the labels are checked against them before the work
-            if dataset is not None:
-                first = _as_image(dataset[0][0], "the dataset's item 0")
-            else:
-                first = CorruptedNpyDataset(npy_root, names[0], sevs[0])[0][0]  # type: ignore[arg-type]
-            width = int(counter.logits(first.unsqueeze(0).to(dev), 1).shape[1])
-            if num_classes is not None and num_classes != width:
-                raise AugrobustValueError(
-                    f"num_classes={num_classes} but the model returns {width} logits per image; give the model's "
-                    "number of classes (or leave num_classes unset)."
-                )
-            num_classes = width
-            if dataset is not None:
-                targets = dataset_targets(dataset)
-                if targets is not None:
-                    check_labels(
-                        targets, num_classes, source=f"the dataset ({type(dataset).__name__})", classes_of="the model",
-                        fix="evaluate on data labelled with the model's classes",
-                    )  # fmt: skip
-            npy_sets: dict[tuple[str, int], Any] = {}
-            if npy_root is not None:
-                for name in names:
-                    for s in sevs:
-                        npy_sets[name, s] = CorruptedNpyDataset(npy_root, name, s, num_classes=num_classes)
 
-            # -- the units of work and what must be repeated to resume them
-            n_images = 0 if dataset is None else len(dataset)  # type: ignore[arg-type]
-            if chunk_images is None:
-                per_image = first.numel() * first.element_size()
-                chunk_images = max(_CHUNK_BYTES // max(per_image * batch_size, 1), 1) * batch_size
-            chunk = -(-chunk_images // batch_size) * batch_size  # whole batches: batch indices stay global
-            chunks = [(start, min(start + chunk, n_images)) for start in range(0, n_images, chunk)]
-            arguments: dict[str, Any] = {
-                "corruptions": names, "severities": list(sevs), "batch_size": batch_size, "seed": seed,
-                "preset": preset, "reference": reference, "device_type": dev.type, "num_classes": num_classes,
-                "chunk_images": chunk, "source": "npy" if npy_root is not None else "on_the_fly",
-            }  # fmt: skip
-            state = None
-            if out_path is not None:
-                arguments["model"] = _model_fingerprint(model)
-                arguments["dataset"] = None if dataset is None else _dataset_fingerprint(dataset)
-                if npy_root is not None:
-                    root = Path(npy_root)
-                    arguments["npy_files"] = {
-                        f: _file_fingerprint(root / f) for f in sorted({*(f"{n}.npy" for n in names), "labels.npy"})
-                    }
-            state = _State(out_path, arguments)
+def _model_classes(counter: _Counter, image: torch.Tensor, num_classes: int | None) -> int:
+    """The width of the model's logits on one image (checked against ``num_classes`` when given)."""
+    width = int(counter.logits(image.unsqueeze(0), 1).shape[1])
+    if num_classes is not None and num_classes != width:
+        raise AugrobustValueError(
+            f"num_classes={num_classes} but the model returns {width} logits per image; give the model's number "
+            "of classes (or leave num_classes unset)."
+        )
+    return width
 
-            on_the_fly = [(name, s) for name in names for s in sevs] if npy_root is None else []
-            units = [f"/clean/{k}" for k in range(len(chunks))]
-            units += [f"{name}/{s}/{k}" for k in range(len(chunks)) for name, s in on_the_fly]
-            units += [f"{name}/{s}" for name, s in npy_sets]
-            loader_kw: dict[str, Any] = dict(
-                batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate
-            )
-            desc = "evaluating" if npy_root is None else "corrupted .npy"
-            with progress_bar(total=len(units), desc=desc, quiet=not progress, unit="unit") as bar:
-                bar.update(sum(u in state.done for u in units))
-                def chunk_todo(k: int) -> tuple[bool, list[tuple[str, int]]]:
-                    return f"/clean/{k}" not in state.done, [
-                        (n, s) for n, s in on_the_fly if f"{n}/{s}/{k}" not in state.done
-                    ]
 
-                # Chunks finish in order, so the finished ones are a prefix: one loader from the first other one
-                # on (its workers keep prefetching across chunk boundaries).
-                first_k = next((k for k in range(len(chunks)) if any(chunk_todo(k))), len(chunks))
-                remaining = range(chunks[first_k][0] if first_k < len(chunks) else n_images, n_images)
-                batches = iter(DataLoader(torch.utils.data.Subset(dataset, remaining), **loader_kw))  # type: ignore[arg-type]
-                for k in range(first_k, len(chunks)):
-                    start, stop = chunks[k]
-                    clean_todo, todo = chunk_todo(k)
-                    # Load the chunk once: clean counts now, corrupted copies below from the same device tensors.
-                    held: list[tuple[int, torch.Tensor, torch.Tensor]] = []
-                    clean = torch.zeros((), dtype=torch.long, device=dev)
-                    for b in range(start // batch_size, -(-stop // batch_size)):
-                        images, labels = next(batches)
-                        _check_batch_labels(labels, num_classes, b * batch_size)
-                        x, y = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
-                        if clean_todo:
-                            clean += counter.correct(x, y)
-                        if todo:
-                            held.append((b, x, y))
-                    if clean_todo:
-                        state.record(f"/clean/{k}", int(clean), stop - start)
-                        bar.update(1)
-                    for name, s in todo:
-                        correct = torch.zeros((), dtype=torch.long, device=dev)
-                        for b, x, y in held:
-                            g = torch.Generator(device=dev)
-                            g.manual_seed(corruption_batch_seed(seed, name, s, b))
-                            xc = corrupt(x, name, s, preset=preset, reference=reference, generator=g)
-                            correct += counter.correct(xc, y)
-                        state.record(f"{name}/{s}/{k}", int(correct), stop - start)  # one sync per unit
-                        bar.set_postfix_str(f"{name} s{s}", refresh=False)
-                        bar.update(1)
-                    del held
-                for (name, s), npy_ds in npy_sets.items():
-                    if f"{name}/{s}" in state.done:
-                        continue
-                    correct = torch.zeros((), dtype=torch.long, device=dev)
-                    for images, labels in DataLoader(npy_ds, **loader_kw):
-                        correct += counter.correct(images.to(dev), labels.to(dev))
-                    state.record(f"{name}/{s}", int(correct), len(npy_ds))
-                    bar.set_postfix_str(f"{name} s{s}", refresh=False)
-                    bar.update(1)
-    finally:
-        if isinstance(model, torch.nn.Module) and was_training:
-            model.train()
+def _fingerprints(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset: Dataset[Any] | None,
+    npy_root: str | os.PathLike[str] | None,
+    names: list[str],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "model": _model_fingerprint(model),
+        "dataset": None if dataset is None else _dataset_fingerprint(dataset),
+    }
+    if npy_root is not None:
+        files = sorted({*(f"{n}.npy" for n in names), "labels.npy"})
+        out["npy_files"] = {f: _file_fingerprint(Path(npy_root) / f) for f in files}
+    return out
 
-    # -- the report, from the recorded integer counts only (so a resumed run gives the same numbers)
+
+@dataclass
+class _Job:
+    """The units of one evaluation: per chunk of the clean dataset, its clean count and, on the fly, each
+    (corruption, severity) over it; from ``.npy`` files, each (corruption, severity) file block."""
+
+    names: list[str]
+    severities: tuple[int, ...]
+    chunks: list[tuple[int, int]]
+    npy_root: str | os.PathLike[str] | None
+
+    @staticmethod
+    def clean(k: int) -> str:
+        return f"/clean/{k}"  # "/" never occurs in a corruption name (a file stem with npy_root)
+
+    def unit(self, name: str, severity: int, k: int | None = None) -> str:
+        return f"{name}/{severity}" if k is None else f"{name}/{severity}/{k}"
+
+    def pairs(self) -> list[tuple[str, int]]:
+        return [(name, s) for name in self.names for s in self.severities]
+
+    def corrupted(self, name: str, severity: int) -> list[str]:
+        if self.npy_root is not None:
+            return [self.unit(name, severity)]
+        return [self.unit(name, severity, k) for k in range(len(self.chunks))]
+
+    def units(self) -> list[str]:
+        return [self.clean(k) for k in range(len(self.chunks))] + [u for p in self.pairs() for u in self.corrupted(*p)]
+
+
+def _run_chunks(
+    job: _Job,
+    dataset: Dataset[Any],
+    counter: _Counter,
+    state: _State,
+    bar: Any,
+    loader_kw: dict[str, Any],
+    *,
+    seed: int,
+    preset: str,
+    reference: str,
+    num_classes: int,
+) -> None:
+    """The clean units and, on the fly, the corrupted units, chunk by chunk; each finished unit is recorded."""
+    on_the_fly = job.pairs() if job.npy_root is None else []
+    batch_size, dev = loader_kw["batch_size"], counter.device
+
+    def todo(k: int) -> tuple[bool, list[tuple[str, int]]]:
+        return job.clean(k) not in state.done, [(n, s) for n, s in on_the_fly if job.unit(n, s, k) not in state.done]
+
+    # Chunks finish in order, so the finished ones are a prefix: one loader from the first other one on (its
+    # workers keep prefetching across chunk boundaries).
+    first = next((k for k in range(len(job.chunks)) if any(todo(k))), len(job.chunks))
+    if first == len(job.chunks):
+        return
+    batches = iter(DataLoader(Subset(dataset, range(job.chunks[first][0], job.chunks[-1][1])), **loader_kw))
+    for k in range(first, len(job.chunks)):
+        start, stop = job.chunks[k]
+        clean_todo, pairs = todo(k)
+        # Load the chunk once: clean counts now, the corrupted copies below from the same device tensors.
+        held: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        clean = torch.zeros((), dtype=torch.long, device=dev)
+        for b in range(start // batch_size, -(-stop // batch_size)):
+            images, labels = next(batches)
+            _check_batch_labels(labels, num_classes, b * batch_size)
+            x, y = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
+            if clean_todo:
+                clean += counter.correct(x, y)
+            if pairs:
+                held.append((b, x, y))
+        if clean_todo:
+            state.record(job.clean(k), int(clean), stop - start)
+            bar.update(1)
+        for name, s in pairs:
+            correct = torch.zeros((), dtype=torch.long, device=dev)
+            for b, x, y in held:
+                g = torch.Generator(device=dev)
+                g.manual_seed(corruption_batch_seed(seed, name, s, b))
+                xc = corrupt(x, name, s, preset=preset, reference=reference, generator=g)
+                correct += counter.correct(xc, y)
+            state.record(job.unit(name, s, k), int(correct), stop - start)  # the one host sync of a unit
+            bar.set_postfix_str(f"{name} s{s}", refresh=False)
+            bar.update(1)
+
+
+def _report(job: _Job, state: _State, metadata: dict[str, Any]) -> CorruptionReport:
+    """The report from the recorded integer counts only, so that a resumed run gives the same numbers."""
+
     def total(keys: list[str]) -> tuple[int, int]:
         return sum(state.done[u][0] for u in keys), sum(state.done[u][1] for u in keys)
 
     errors: dict[str, list[float]] = {}
     n_corrupt: dict[str, list[int]] = {}
-    for name in names:
-        if npy_root is None:
-            pairs = [total([f"{name}/{s}/{k}" for k in range(len(chunks))]) for s in sevs]
-        else:
-            pairs = [total([f"{name}/{s}"]) for s in sevs]
-        errors[name] = [1.0 - c / max(n, 1) for c, n in pairs]
-        n_corrupt[name] = [n for _, n in pairs]
-    clean_correct, n_clean = total([f"/clean/{k}" for k in range(len(chunks))])
+    for name in job.names:
+        counts = [total(job.corrupted(name, s)) for s in job.severities]
+        errors[name] = [1.0 - c / max(n, 1) for c, n in counts]
+        n_corrupt[name] = [n for _, n in counts]
+    clean_correct, n_clean = total([job.clean(k) for k in range(len(job.chunks))])
     clean_error = None if n_clean == 0 else 1.0 - clean_correct / n_clean
     sizes = {n for row in n_corrupt.values() for n in row}
-    metadata: dict[str, Any] = {
-        "source": "npy" if npy_root is not None else "on_the_fly",
-        "batch_size": batch_size,
-        "device": str(dev),
-    }
-    if npy_root is None:
-        metadata.update(preset=preset, reference=reference, seed=seed)
-    else:
-        metadata["npy_root"] = str(npy_root)
     if len(sizes) > 1:
         metadata["images_per_corruption"] = n_corrupt
-    if clean_error is not None and math.isnan(clean_error):  # pragma: no cover - defensive
-        clean_error = None
     return CorruptionReport(
-        clean_error=clean_error, errors=errors, severities=sevs, num_images=max(sizes), metadata=metadata
+        clean_error=clean_error, errors=errors, severities=job.severities, num_images=max(sizes), metadata=metadata
     )
