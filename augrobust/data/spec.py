@@ -13,6 +13,7 @@ spec               dataset
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch.utils.data import Dataset, Subset
@@ -30,8 +31,6 @@ DATA_SPECS: tuple[str, ...] = ("synthetic", "synthetic:N", "cifar10:DIR", "cifar
 
 #: Training images of ``synthetic`` without ``:N`` (the test split has a fifth of it).
 SYNTHETIC_TRAIN_IMAGES = 10_000
-
-_KINDS = ("synthetic", "cifar10", "cifar100", "folder")
 
 
 class _Head(Subset):  # type: ignore[type-arg]
@@ -88,44 +87,77 @@ def from_spec(
         image_size = check_count(image_size, "image_size", minimum=1)
     if num_images is not None:
         num_images = check_count(num_images, "num_images", minimum=1)
-    valid = ", ".join(DATA_SPECS)
+    if num_classes is not None:
+        num_classes = check_count(num_classes, "num_classes", minimum=1)
     kind, sep, arg = spec.partition(":")
-    if kind not in _KINDS:
-        raise AugrobustValueError(f"unknown data spec {spec!r}{closest(kind, _KINDS)}; valid: {valid}.")
-    if kind == "synthetic":
-        if sep:
-            try:
-                n_train = int(arg)
-            except ValueError:
-                n_train = 0
-            if n_train < 1:
-                raise AugrobustValueError(
-                    f"bad data spec {spec!r}: 'synthetic:N' needs a positive integer N (e.g. 'synthetic:5000')."
-                )
-        else:
-            n_train = SYNTHETIC_TRAIN_IMAGES
-        n = n_train if train else max(n_train // 5, 1)
-        if num_images is not None:
-            n = num_images
-        ds = SyntheticShapes(n, seed=seed, train=train, size=image_size or 32)
-        if num_classes is not None and check_count(num_classes, "num_classes", minimum=1) < len(ds.classes):
-            # Labels cycle through all classes: any model with fewer classes cannot predict some of them.
-            raise AugrobustValueError(
-                f"the synthetic data has {len(ds.classes)} classes but the model has {num_classes}; use a model "
-                f"with {len(ds.classes)} classes."
-            )
-        return ds
-    if not arg:
+    if kind not in _BUILDERS:
+        raise AugrobustValueError(
+            f"unknown data spec {spec!r}{closest(kind, list(_BUILDERS))}; valid: {', '.join(DATA_SPECS)}."
+        )
+    if kind in _NEEDS_FOLDER and not arg:
         raise AugrobustValueError(f"data spec {spec!r} needs a folder: write '{kind}:DIR' (e.g. '{kind}:/data/x').")
-    if kind in ("cifar10", "cifar100"):
-        if image_size not in (None, 32):
-            raise AugrobustValueError(
-                f"CIFAR images are 32 x 32; image_size={image_size} is not supported for {spec!r} (leave it unset)."
-            )
-        cls = CIFAR10 if kind == "cifar10" else CIFAR100
-        ds_files: Dataset[Any] = cls(arg, train=train, num_classes=num_classes)
+    ds = _BUILDERS[kind](
+        spec, arg if sep else None, train=train, seed=seed, image_size=image_size, num_classes=num_classes,
+        num_images=num_images,
+    )  # fmt: skip
+    if kind not in _EXACT_LENGTH and num_images is not None and num_images < len(ds):  # type: ignore[arg-type]
+        ds = _Head(ds, num_images)
+    return ds
+
+
+def _synthetic(
+    spec: str, arg: str | None, *, train: bool, seed: int, image_size: int | None, num_classes: int | None,
+    num_images: int | None,
+) -> Dataset[Any]:  # fmt: skip
+    if arg is None:
+        n_train = SYNTHETIC_TRAIN_IMAGES
     else:
-        ds_files = ImageFolderDataset(arg, size=image_size, num_classes=num_classes)
-    if num_images is not None and num_images < len(ds_files):  # type: ignore[arg-type]
-        ds_files = _Head(ds_files, num_images)
-    return ds_files
+        try:
+            n_train = int(arg)
+        except ValueError:
+            n_train = 0
+        if n_train < 1:
+            raise AugrobustValueError(
+                f"bad data spec {spec!r}: 'synthetic:N' needs a positive integer N (e.g. 'synthetic:5000')."
+            )
+    n = n_train if train else max(n_train // 5, 1)
+    if num_images is not None:  # the split's images do not depend on its length: exactly num_images of them
+        n = num_images
+    ds = SyntheticShapes(n, seed=seed, train=train, size=image_size or 32)
+    if num_classes is not None and num_classes < len(ds.classes):
+        # Labels cycle through all classes: any model with fewer classes cannot predict some of them.
+        raise AugrobustValueError(
+            f"the synthetic data has {len(ds.classes)} classes but the model has {num_classes}; use a model with "
+            f"{len(ds.classes)} classes."
+        )
+    return ds
+
+
+def _cifar(
+    spec: str, arg: str | None, *, train: bool, seed: int, image_size: int | None, num_classes: int | None,
+    num_images: int | None,
+) -> Dataset[Any]:  # fmt: skip
+    if image_size not in (None, 32):
+        raise AugrobustValueError(
+            f"CIFAR images are 32 x 32; image_size={image_size} is not supported for {spec!r} (leave it unset)."
+        )
+    cls = CIFAR100 if spec.startswith("cifar100:") else CIFAR10
+    return cls(arg, train=train, num_classes=num_classes)  # type: ignore[arg-type]
+
+
+def _folder(
+    spec: str, arg: str | None, *, train: bool, seed: int, image_size: int | None, num_classes: int | None,
+    num_images: int | None,
+) -> Dataset[Any]:  # fmt: skip
+    return ImageFolderDataset(arg, size=image_size, num_classes=num_classes)  # type: ignore[arg-type]
+
+
+# One entry per spec kind (later kinds, e.g. "imagenet-c", add a builder here and a form to DATA_SPECS).
+_BUILDERS: dict[str, Callable[..., Dataset[Any]]] = {
+    "synthetic": _synthetic,
+    "cifar10": _cifar,
+    "cifar100": _cifar,
+    "folder": _folder,
+}
+_NEEDS_FOLDER = frozenset({"cifar10", "cifar100", "folder"})
+_EXACT_LENGTH = frozenset({"synthetic"})  # builders that apply num_images themselves
