@@ -4,7 +4,6 @@ the report's metrics and files, and the ``augrobust eval`` command on a tiny che
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import types
@@ -15,7 +14,7 @@ import torch
 from PIL import Image
 
 import augrobust
-from augrobust.corruptions import _spec, registered_names
+from augrobust.corruptions import _spec
 from augrobust.corruptions._spec import CorruptionSpec
 from augrobust.data import SyntheticShapes
 from augrobust.errors import AugrobustValueError
