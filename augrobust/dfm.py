@@ -25,9 +25,7 @@ candidate masks are evaluated in the same forward pass: each image is filtered w
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from augrobust._pickle import safe_pickle_load
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.frequency_mask import apply_half_spectrum_filter, half_spectrum_filter
 
@@ -404,28 +403,6 @@ def load_dfms(
     return (dfms, meta) if return_meta else dfms
 
 
-class _ArraysOnlyUnpickler(pickle.Unpickler):
-    """Builds containers, numbers and NumPy arrays only: any other global in the pickle is refused."""
-
-    _ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a DFM pickle holds only arrays")
-        if module == "numpy":
-            return getattr(np, name)
-        from numpy._core import multiarray  # numpy >= 2 (numpy.core is its deprecated alias)
-
-        return getattr(multiarray, name)
-
-
 def load_reference_dfms(path: str | os.PathLike[str]) -> torch.Tensor:
     """Read the reference's DFM pickle (``DFMs/resnet18.pkl``: a dict ``class -> H x W mask``) safely.
 
@@ -445,14 +422,7 @@ def load_reference_dfms(path: str | os.PathLike[str]) -> torch.Tensor:
         torch.Size([2, 2, 2])
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise AugrobustValueError(f"Cannot read the DFM pickle {str(path)!r}: {err}") from err
-    try:
-        data = _ArraysOnlyUnpickler(io.BytesIO(raw)).load()
-    except Exception as err:  # a corrupt or hostile pickle fails in many ways
-        raise AugrobustValueError(f"{str(path)!r} is not a readable DFM pickle: {type(err).__name__}: {err}") from err
+    data = safe_pickle_load(path, what="DFM pickle")
     if not isinstance(data, dict) or not data:
         raise AugrobustValueError(
             f"{str(path)!r} must hold a non-empty dict class -> (H, W) mask, found {type(data).__name__}."

@@ -1,7 +1,10 @@
 """Evaluate a classifier on corrupted data: on the fly with :func:`augrobust.corrupt`, or from ``.npy`` files.
 
-On the fly, each batch of clean images is moved to the device once and corrupted there with every corruption
-and severity. The random draws of a batch come from a ``torch.Generator`` seeded by
+On the fly, the clean images are loaded in chunks of whole batches (within 256 MiB by default); a chunk is
+moved to the device once, and every corruption and severity is run over it there: a unit of work is one
+(corruption, severity) over one chunk, small enough that a killed run loses little (with ``out_dir``, each
+finished unit is kept and a rerun continues), while each image is still loaded and decoded once. The random
+draws of a batch come from a ``torch.Generator`` seeded by
 :func:`corruption_batch_seed` from ``(seed, corruption, severity, batch index)``, so a result does not depend
 on the order in which corruptions are evaluated (it does depend on ``batch_size``, which fixes what a batch
 index means). Images are corrupted in the dataset's dtype: ``uint8`` datasets are corrupted as ``uint8``
@@ -11,29 +14,37 @@ model.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import math
 import os
-import sys
-import time
+import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from augrobust._io import atomic_write_bytes
+from augrobust._checks import check_bool, check_count, check_preset, check_reference, check_severities
+from augrobust._io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from augrobust._progress import progress_bar
 from augrobust._tensor import to_float
 from augrobust.corruptions import CORRUPTION_ORDER, SUBSETS, corrupt, get_spec, registered_names
-from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.data import (
+    CorruptedNpyDataset,
+    DatasetFileNotFoundError,
+    available_npy_corruptions,
+    check_labels,
+    dataset_targets,
+)
+from augrobust.errors import AugrobustValueError
 from augrobust.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, mce, relative_mce
 
-__all__ = ["CorruptionReport", "corruption_batch_seed", "evaluate_corruptions"]
+__all__ = ["STATE_NAME", "CorruptionReport", "corruption_batch_seed", "evaluate_corruptions"]
 
 _ALL_SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -299,60 +310,143 @@ def _heatmap_png(report: CorruptionReport) -> bytes:
     return buf.getvalue()
 
 
-# ------------------------------------------------------------------------------------------------- progress
+# ----------------------------------------------------------------------------------------- resumable state
+
+#: The file in ``out_dir`` that keeps the finished units of an evaluation (see :func:`evaluate_corruptions`).
+STATE_NAME = "eval_state.json"
+_STATE_FORMAT = "augrobust.eval-state"
+_STATE_VERSION = 1
+# On the fly, a chunk of the clean dataset is held on the device and every (corruption, severity) is run over
+# it: one load per image as before, and a unit of work small enough that a kill loses little.
+_CHUNK_BYTES = 256 * 2**20
 
 
-class _Progress:
-    """A plain one-line progress counter on stderr, shown only on a terminal."""
+def _sha256_of_tensor(h: Any, t: torch.Tensor) -> None:
+    t = t.detach().to("cpu").contiguous().reshape(-1)
+    h.update(f"{t.dtype}:{tuple(t.shape)}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes())
 
-    def __init__(self, total: int, desc: str, enabled: bool, stream: TextIO | None = None) -> None:
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = bool(enabled) and total > 0 and getattr(self.stream, "isatty", lambda: False)()
-        self.total, self.desc, self.done = total, desc, 0
-        self.start = self.last = time.monotonic()
 
-    def update(self, n: int = 1, desc: str | None = None) -> None:
-        self.done += n
-        if desc is not None:
-            self.desc = desc
-        now = time.monotonic()
-        if self.enabled and (now - self.last >= 0.2 or self.done >= self.total):
-            self.last = now
-            elapsed = now - self.start
-            eta = elapsed / self.done * (self.total - self.done) if self.done else 0.0
-            self.stream.write(
-                f"\r{self.desc}: {self.done}/{self.total} ({100 * self.done / self.total:.0f}%) "
-                f"{elapsed:.0f}s elapsed, ~{eta:.0f}s left   "
+def _model_fingerprint(model: Callable[[torch.Tensor], torch.Tensor]) -> str:
+    """SHA-256 of an ``nn.Module``'s state_dict; a plain callable is known by its name only."""
+    if not isinstance(model, torch.nn.Module):
+        qualname = getattr(model, "__qualname__", type(model).__qualname__)
+        return f"callable:{getattr(model, '__module__', '?')}.{qualname}"
+    h = hashlib.sha256()  # the weights are the model's identity (a wrapper class does not change it)
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        if isinstance(value, torch.Tensor):
+            _sha256_of_tensor(h, value)
+        else:  # extra state
+            h.update(repr(value).encode())
+    return "sha256:" + h.hexdigest()
+
+
+def _dataset_fingerprint(dataset: Dataset[Any]) -> dict[str, Any]:
+    """Type, length and a hash of the first, middle and last items: enough to tell another dataset apart."""
+    n = len(dataset)  # type: ignore[arg-type]
+    h = hashlib.sha256()
+    for i in sorted({0, n // 2, n - 1}):
+        image, label = dataset[i]
+        _sha256_of_tensor(h, torch.as_tensor(image))
+        h.update(str(int(label)).encode())
+    return {"type": type(dataset).__qualname__, "length": n, "items_sha256": h.hexdigest()}
+
+
+def _file_fingerprint(path: Path) -> dict[str, Any]:
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        h.update(f.read(2**20))
+        f.seek(max(size - 2**20, 0))
+        h.update(f.read(2**20))
+    return {"size": size, "ends_sha256": h.hexdigest()}
+
+
+class _State:
+    """The finished units of one evaluation, ``{unit: [correct, total]}``, kept atomically in ``out_dir``."""
+
+    def __init__(self, out_dir: Path | None, arguments: dict[str, Any]) -> None:
+        self.path = None if out_dir is None else out_dir / STATE_NAME
+        self.arguments = arguments
+        self.done: dict[str, list[int]] = {}
+        if self.path is None:
+            return
+        if self.path.is_file():
+            self._load()
+        self._save()  # proves the folder writable before any compute
+
+    def _load(self) -> None:
+        assert self.path is not None
+        delete = f"delete {str(self.path)!r} to start over, or give another out_dir"
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError) as e:
+            raise AugrobustValueError(f"cannot read the evaluation state {str(self.path)!r} ({e}); {delete}.") from e
+        if not isinstance(data, dict) or data.get("format") != _STATE_FORMAT or data.get("version") != _STATE_VERSION:
+            raise AugrobustValueError(
+                f"{str(self.path)!r} is not an augrobust evaluation state of version {_STATE_VERSION}; {delete}."
             )
-            self.stream.flush()
+        before = data.get("arguments", {})
+        if before != self.arguments:
+            keys = sorted(k for k in {*before, *self.arguments} if before.get(k) != self.arguments.get(k))
+            changes = "; ".join(f"{k}: {before.get(k)!r} then, {self.arguments.get(k)!r} now" for k in keys)
+            raise AugrobustValueError(
+                f"{str(self.path.parent)!r} holds a partial evaluation made with other arguments ({changes}); its "
+                f"results would be mixed with these. Rerun with the same arguments to continue it, or {delete}."
+            )
+        self.done = {str(k): [int(c), int(n)] for k, (c, n) in data.get("done", {}).items()}
 
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        state = {"format": _STATE_FORMAT, "version": _STATE_VERSION, "arguments": self.arguments, "done": self.done}
+        atomic_write_text(self.path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+    def record(self, unit: str, correct: int, total: int) -> None:
+        self.done[unit] = [int(correct), int(total)]
+        self._save()
+
+
+def _prepare_out_dir(out_dir: str | os.PathLike[str] | None) -> Path | None:
+    if out_dir is None:
+        return None
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise AugrobustValueError(f"out_dir {str(path)!r} is a file; give a folder for the evaluation state.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise AugrobustValueError(f"cannot write into out_dir {str(path)!r} ({e}); give a writable folder.") from e
+    remove_stale_temporaries(path, STATE_NAME)  # what a killed run may have left
+    return path
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
 
 
+def _as_image(image: Any, where: str) -> torch.Tensor:
+    t = torch.as_tensor(image)
+    if t.ndim != 3 or t.shape[0] != 3 or not (t.dtype == torch.uint8 or t.is_floating_point()):
+        raise AugrobustValueError(
+            f"{where}: an image must be a (3, H, W) uint8 or float tensor, got shape {tuple(t.shape)} dtype {t.dtype}; "
+            "convert the dataset's images (e.g. torchvision's PILToTensor)."
+        )
+    return t
+
+
 def _collate(batch: list[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.stack([torch.as_tensor(img) for img, _ in batch])
+    images = [_as_image(img, "the dataset") for img, _ in batch]
+    shapes = {tuple(t.shape) for t in images}
+    if len(shapes) > 1:
+        raise AugrobustValueError(
+            f"the dataset's images differ in size ({sorted(shapes)[:4]}) and cannot be batched; resize them to one "
+            "size (e.g. ImageFolderDataset(size=...), or --image-size)."
+        )
     labels = torch.as_tensor([int(label) for _, label in batch], dtype=torch.long)
-    return images, labels
-
-
-def _check_severities(severities: Iterable[int]) -> tuple[int, ...]:
-    sevs = tuple(severities)
-    if not sevs:
-        raise AugrobustValueError("severities is empty; give some of 1..5.")
-    for s in sevs:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-            raise AugrobustTypeError(f"severities must be ints in 1..5, got {s!r}.")
-        if not 1 <= s <= 5:
-            raise AugrobustValueError(f"severities must be in 1..5, got {s}.")
-    if len(set(sevs)) != len(sevs):
-        raise AugrobustValueError(f"severities has duplicates: {sevs}.")
-    return tuple(int(s) for s in sevs)
+    return torch.stack(images), labels
 
 
 def _ordered(names: Iterable[str]) -> list[str]:
@@ -367,15 +461,26 @@ class _Counter:
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> None:
         self.model, self.device = model, device
 
-    def correct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        x = to_float(images).to(torch.float32)
-        logits = self.model(x)
-        if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
+    def logits(self, images: torch.Tensor, n: int) -> torch.Tensor:
+        logits = self.model(to_float(images).to(torch.float32))
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n:
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
             raise AugrobustValueError(
-                f"the model must return (B, num_classes) logits; for a batch of {labels.shape[0]} it returned "
-                f"shape {tuple(logits.shape)}."
+                f"the model must return (B, num_classes) logits; for a batch of {n} it returned {shape}."
             )
-        return (logits.argmax(dim=1) == labels).sum()
+        return logits
+
+    def correct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return (self.logits(images, labels.shape[0]).argmax(dim=1) == labels).sum()
+
+
+def _check_batch_labels(labels: torch.Tensor, num_classes: int, first_index: int) -> None:
+    # Host-side (the batch is still on the CPU): for datasets that do not expose their targets up front.
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        check_labels(
+            labels.numpy(), num_classes, source=f"the dataset's items {first_index}..{first_index + len(labels) - 1}",
+            classes_of="the model", fix="evaluate on data labelled with the model's classes",
+        )  # fmt: skip
 
 
 def evaluate_corruptions(
@@ -392,8 +497,20 @@ def evaluate_corruptions(
     progress: bool = True,
     npy_root: str | os.PathLike[str] | None = None,
     num_workers: int = 0,
+    num_classes: int | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    chunk_images: int | None = None,
 ) -> CorruptionReport:
     """Top-1 error of ``model`` on ``dataset``, clean and under each corruption and severity.
+
+    The work is split into units: on the fly, one (corruption, severity) over one chunk of the dataset (the
+    chunk's clean images are loaded once, held on the device and corrupted with every corruption and
+    severity); from ``.npy`` files, one (corruption, severity) file block. With ``out_dir``, each finished
+    unit's counts are written atomically to ``out_dir/eval_state.json``; a rerun with the same arguments
+    continues from there (a kill loses at most the unit in progress) and returns the same report as an
+    uninterrupted run. The random draws of a batch depend only on ``(seed, corruption, severity, batch
+    index)`` (:func:`corruption_batch_seed`), never on where a run stopped. Arguments, the output folder, the
+    files and the labels are all checked before any compute.
 
     Args:
         model: maps float images in ``[0, 1]`` ``(B, 3, H, W)`` on ``device`` to ``(B, num_classes)`` logits
@@ -409,12 +526,24 @@ def evaluate_corruptions(
         seed: the evaluation seed.
         preset: severity table of :func:`augrobust.corrupt` (``"cifar"`` for CIFAR-10-C's).
         reference: ``"imagecorruptions"`` or ``"hendrycks"``.
-        progress: show a progress line on stderr (only when stderr is a terminal).
+        progress: show progress on stderr (a bar on a terminal, periodic lines in a log).
         npy_root: read CIFAR-10-C-style ``<corruption>.npy`` files from this folder instead of corrupting.
         num_workers: DataLoader workers.
+        num_classes: the model's classes; every label must be below it. Default: the width of the model's
+            logits on one image (given, it must equal that width).
+        out_dir: a folder for the resumable state (``eval_state.json``); ``None`` keeps nothing. A state made
+            with other arguments (model weights, data, corruptions, severities, seed, ...) is refused.
+        chunk_images: on the fly, the clean images held on the device at once (rounded to whole batches;
+            default: as many as fit in 256 MiB). Part of the arguments a resumed run must repeat.
 
     Returns:
         A :class:`CorruptionReport`.
+
+    Raises:
+        AugrobustValueError: a bad argument, an unknown corruption, an empty dataset, images that cannot be
+            batched, a label outside the model's classes, a model that does not return ``(B, K)`` logits, an
+            ``out_dir`` that cannot be written or holds another evaluation's state.
+        DatasetFileNotFoundError: a requested corruption's ``.npy`` file (or ``labels.npy``) is missing.
 
     Example:
         >>> import torch
@@ -425,85 +554,90 @@ def evaluate_corruptions(
         >>> report.severities, len(report.errors["gaussian_noise"]), report.num_images
         ((1, 5), 2, 8)
     """
-    sevs = _check_severities(severities)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise AugrobustValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    dev = torch.device(device)
+    # -- arguments, names, output folder and files: everything is checked before any compute
+    sevs = check_severities(severities)
+    batch_size = check_count(batch_size, "batch_size", minimum=1)
+    seed = check_count(seed, "seed")
+    preset, reference = check_preset(preset), check_reference(reference)
+    progress = check_bool(progress, "progress")
+    num_workers = check_count(num_workers, "num_workers")
+    if num_classes is not None:
+        num_classes = check_count(num_classes, "num_classes", minimum=1)
+    if chunk_images is not None:
+        chunk_images = check_count(chunk_images, "chunk_images", minimum=1)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise AugrobustValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}.") from e
     if dataset is None and npy_root is None:
         raise AugrobustValueError("give a dataset, npy_root, or both.")
     if dataset is not None and len(dataset) == 0:  # type: ignore[arg-type]
-        raise AugrobustValueError("the dataset is empty.")
-
-    if npy_root is not None:
-        from augrobust.data.npy import CorruptedNpyDataset, available_npy_corruptions
-
-        available = available_npy_corruptions(npy_root)
-        names = _ordered(available) if corruptions is None else list(corruptions)
-    else:
-        names = list(registered_names()) if corruptions is None else list(corruptions)
-        for n in names:
-            get_spec(n)  # unknown names fail before any work, with the list of valid ones
-    if not names:
-        raise AugrobustValueError("no corruptions to evaluate.")
-    if len(set(names)) != len(names):
-        raise AugrobustValueError(f"corruptions has duplicates: {names}.")
+        raise AugrobustValueError("the dataset is empty; give a dataset with at least one image.")
+    names = _resolve_names(corruptions, npy_root)
+    out_path = _prepare_out_dir(out_dir)
 
     was_training = getattr(model, "training", None)
     if isinstance(model, torch.nn.Module):
         model.eval()
     counter = _Counter(model, dev)
-    loader_kw: dict[str, Any] = dict(batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
-    correct = torch.zeros(len(names), len(sevs), dtype=torch.long, device=dev)
-    clean_correct = torch.zeros((), dtype=torch.long, device=dev)
-    n_clean = 0
-    n_corrupt = [[0] * len(sevs) for _ in names]
     try:
         with torch.inference_mode():
-            if npy_root is None:
-                assert dataset is not None
-                loader = DataLoader(dataset, **loader_kw)
-                bar = _Progress(len(loader), "evaluating", progress)
-                for b, (images, labels) in enumerate(loader):
-                    x, y = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
-                    clean_correct += counter.correct(x, y)
-                    n_clean += len(y)
-                    for i, name in enumerate(names):
-                        for j, s in enumerate(sevs):
-                            g = torch.Generator(device=dev)
-                            g.manual_seed(corruption_batch_seed(seed, name, s, b))
-                            xc = corrupt(x, name, s, preset=preset, reference=reference, generator=g)
-                            correct[i, j] += counter.correct(xc, y)
-                            n_corrupt[i][j] += len(y)
-                    bar.update(1)
-                bar.close()
+            # The model's classes, from one image: labels and files are checked against them before the work.
+            if dataset is not None:
+                first = _as_image(dataset[0][0], "the dataset's item 0")
             else:
+                first = CorruptedNpyDataset(npy_root, names[0], sevs[0])[0][0]  # type: ignore[arg-type]
+            num_classes = _model_classes(counter, first.to(dev), num_classes)
+            if dataset is not None and (targets := dataset_targets(dataset)) is not None:
+                check_labels(
+                    targets, num_classes, source=f"the dataset ({type(dataset).__name__})", classes_of="the model",
+                    fix="evaluate on data labelled with the model's classes",
+                )  # fmt: skip
+            npy_sets = {
+                (name, s): CorruptedNpyDataset(npy_root, name, s, num_classes=num_classes)  # type: ignore[arg-type]
+                for name in (names if npy_root is not None else [])
+                for s in sevs
+            }
+
+            n_images = 0 if dataset is None else len(dataset)  # type: ignore[arg-type]
+            if chunk_images is None:
+                chunk_images = max(_CHUNK_BYTES // max(first.numel() * first.element_size() * batch_size, 1), 1)
+                chunk_images *= batch_size
+            chunk = -(-chunk_images // batch_size) * batch_size  # whole batches: batch indices stay global
+            job = _Job(names, sevs, [(a, min(a + chunk, n_images)) for a in range(0, n_images, chunk)], npy_root)
+            arguments: dict[str, Any] = {
+                "corruptions": names, "severities": list(sevs), "batch_size": batch_size, "seed": seed,
+                "preset": preset, "reference": reference, "device_type": dev.type, "num_classes": num_classes,
+                "chunk_images": chunk, "source": "npy" if npy_root is not None else "on_the_fly",
+            }  # fmt: skip
+            if out_path is not None:  # what a resumed run must repeat, beyond the arguments
+                arguments.update(_fingerprints(model, dataset, npy_root, names))
+            state = _State(out_path, arguments)
+
+            units = job.units()
+            desc = "evaluating" if npy_root is None else "corrupted .npy"
+            loader_kw: dict[str, Any] = dict(
+                batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate
+            )
+            with progress_bar(total=len(units), desc=desc, quiet=not progress, unit="unit") as bar:
+                bar.update(sum(u in state.done for u in units))
                 if dataset is not None:
-                    loader = DataLoader(dataset, **loader_kw)
-                    bar = _Progress(len(loader), "clean", progress)
-                    for images, labels in loader:
-                        clean_correct += counter.correct(images.to(dev), labels.to(dev))
-                        n_clean += len(labels)
-                        bar.update(1)
-                    bar.close()
-                bar = _Progress(len(names) * len(sevs), "corrupted .npy", progress)
-                for i, name in enumerate(names):
-                    for j, s in enumerate(sevs):
-                        npy_ds = CorruptedNpyDataset(npy_root, name, s)
+                    _run_chunks(
+                        job, dataset, counter, state, bar, loader_kw,
+                        seed=seed, preset=preset, reference=reference, num_classes=num_classes,
+                    )  # fmt: skip
+                for (name, s), npy_ds in npy_sets.items():
+                    if job.unit(name, s) not in state.done:
+                        correct = torch.zeros((), dtype=torch.long, device=dev)
                         for images, labels in DataLoader(npy_ds, **loader_kw):
-                            correct[i, j] += counter.correct(images.to(dev), labels.to(dev))
-                            n_corrupt[i][j] += len(labels)
-                        bar.update(1, desc=f"{name} s{s}")
-                bar.close()
+                            correct += counter.correct(images.to(dev), labels.to(dev))
+                        state.record(job.unit(name, s), int(correct), len(npy_ds))
+                        bar.set_postfix_str(f"{name} s{s}", refresh=False)
+                        bar.update(1)
     finally:
         if isinstance(model, torch.nn.Module) and was_training:
             model.train()
 
-    counts = correct.cpu().tolist()  # the one host sync
-    errors = {
-        name: [1.0 - counts[i][j] / max(n_corrupt[i][j], 1) for j in range(len(sevs))] for i, name in enumerate(names)
-    }
-    clean_error = None if n_clean == 0 else 1.0 - int(clean_correct) / n_clean
-    sizes = {n for row in n_corrupt for n in row}
     metadata: dict[str, Any] = {
         "source": "npy" if npy_root is not None else "on_the_fly",
         "batch_size": batch_size,
@@ -513,10 +647,159 @@ def evaluate_corruptions(
         metadata.update(preset=preset, reference=reference, seed=seed)
     else:
         metadata["npy_root"] = str(npy_root)
+    return _report(job, state, metadata)
+
+
+def _resolve_names(corruptions: Sequence[str] | None, npy_root: str | os.PathLike[str] | None) -> list[str]:
+    """The corruptions to evaluate, each known (registered, or a file in ``npy_root``), none twice."""
+    if npy_root is not None:
+        available = available_npy_corruptions(npy_root)
+        names = _ordered(available) if corruptions is None else list(corruptions)
+        missing = [n for n in names if n not in available]
+        if missing:
+            raise DatasetFileNotFoundError(
+                f"no file for corruption(s) {missing} in {str(npy_root)!r} (expected <corruption>.npy); "
+                f"available: {', '.join(available) if available else 'none'}."
+            )
+    else:
+        names = list(registered_names()) if corruptions is None else list(corruptions)
+        for n in names:
+            get_spec(n)  # unknown names fail before any work, with the list of valid ones
+    if not names:
+        raise AugrobustValueError("no corruptions to evaluate.")
+    if len(set(names)) != len(names):
+        raise AugrobustValueError(f"corruptions has duplicates: {names}.")
+    return names
+
+
+def _model_classes(counter: _Counter, image: torch.Tensor, num_classes: int | None) -> int:
+    """The width of the model's logits on one image (checked against ``num_classes`` when given)."""
+    width = int(counter.logits(image.unsqueeze(0), 1).shape[1])
+    if num_classes is not None and num_classes != width:
+        raise AugrobustValueError(
+            f"num_classes={num_classes} but the model returns {width} logits per image; give the model's number "
+            "of classes (or leave num_classes unset)."
+        )
+    return width
+
+
+def _fingerprints(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    dataset: Dataset[Any] | None,
+    npy_root: str | os.PathLike[str] | None,
+    names: list[str],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "model": _model_fingerprint(model),
+        "dataset": None if dataset is None else _dataset_fingerprint(dataset),
+    }
+    if npy_root is not None:
+        files = sorted({*(f"{n}.npy" for n in names), "labels.npy"})
+        out["npy_files"] = {f: _file_fingerprint(Path(npy_root) / f) for f in files}
+    return out
+
+
+@dataclass
+class _Job:
+    """The units of one evaluation: per chunk of the clean dataset, its clean count and, on the fly, each
+    (corruption, severity) over it; from ``.npy`` files, each (corruption, severity) file block."""
+
+    names: list[str]
+    severities: tuple[int, ...]
+    chunks: list[tuple[int, int]]
+    npy_root: str | os.PathLike[str] | None
+
+    @staticmethod
+    def clean(k: int) -> str:
+        return f"/clean/{k}"  # "/" never occurs in a corruption name (a file stem with npy_root)
+
+    def unit(self, name: str, severity: int, k: int | None = None) -> str:
+        return f"{name}/{severity}" if k is None else f"{name}/{severity}/{k}"
+
+    def pairs(self) -> list[tuple[str, int]]:
+        return [(name, s) for name in self.names for s in self.severities]
+
+    def corrupted(self, name: str, severity: int) -> list[str]:
+        if self.npy_root is not None:
+            return [self.unit(name, severity)]
+        return [self.unit(name, severity, k) for k in range(len(self.chunks))]
+
+    def units(self) -> list[str]:
+        return [self.clean(k) for k in range(len(self.chunks))] + [u for p in self.pairs() for u in self.corrupted(*p)]
+
+
+def _run_chunks(
+    job: _Job,
+    dataset: Dataset[Any],
+    counter: _Counter,
+    state: _State,
+    bar: Any,
+    loader_kw: dict[str, Any],
+    *,
+    seed: int,
+    preset: str,
+    reference: str,
+    num_classes: int,
+) -> None:
+    """The clean units and, on the fly, the corrupted units, chunk by chunk; each finished unit is recorded."""
+    on_the_fly = job.pairs() if job.npy_root is None else []
+    batch_size, dev = loader_kw["batch_size"], counter.device
+
+    def todo(k: int) -> tuple[bool, list[tuple[str, int]]]:
+        return job.clean(k) not in state.done, [(n, s) for n, s in on_the_fly if job.unit(n, s, k) not in state.done]
+
+    # Chunks finish in order, so the finished ones are a prefix: one loader from the first other one on (its
+    # workers keep prefetching across chunk boundaries).
+    first = next((k for k in range(len(job.chunks)) if any(todo(k))), len(job.chunks))
+    if first == len(job.chunks):
+        return
+    batches = iter(DataLoader(Subset(dataset, range(job.chunks[first][0], job.chunks[-1][1])), **loader_kw))
+    for k in range(first, len(job.chunks)):
+        start, stop = job.chunks[k]
+        clean_todo, pairs = todo(k)
+        # Load the chunk once: clean counts now, the corrupted copies below from the same device tensors.
+        held: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        clean = torch.zeros((), dtype=torch.long, device=dev)
+        for b in range(start // batch_size, -(-stop // batch_size)):
+            images, labels = next(batches)
+            _check_batch_labels(labels, num_classes, b * batch_size)
+            x, y = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
+            if clean_todo:
+                clean += counter.correct(x, y)
+            if pairs:
+                held.append((b, x, y))
+        if clean_todo:
+            state.record(job.clean(k), int(clean), stop - start)
+            bar.update(1)
+        for name, s in pairs:
+            correct = torch.zeros((), dtype=torch.long, device=dev)
+            for b, x, y in held:
+                g = torch.Generator(device=dev)
+                g.manual_seed(corruption_batch_seed(seed, name, s, b))
+                xc = corrupt(x, name, s, preset=preset, reference=reference, generator=g)
+                correct += counter.correct(xc, y)
+            state.record(job.unit(name, s, k), int(correct), stop - start)  # the one host sync of a unit
+            bar.set_postfix_str(f"{name} s{s}", refresh=False)
+            bar.update(1)
+
+
+def _report(job: _Job, state: _State, metadata: dict[str, Any]) -> CorruptionReport:
+    """The report from the recorded integer counts only, so that a resumed run gives the same numbers."""
+
+    def total(keys: list[str]) -> tuple[int, int]:
+        return sum(state.done[u][0] for u in keys), sum(state.done[u][1] for u in keys)
+
+    errors: dict[str, list[float]] = {}
+    n_corrupt: dict[str, list[int]] = {}
+    for name in job.names:
+        counts = [total(job.corrupted(name, s)) for s in job.severities]
+        errors[name] = [1.0 - c / max(n, 1) for c, n in counts]
+        n_corrupt[name] = [n for _, n in counts]
+    clean_correct, n_clean = total([job.clean(k) for k in range(len(job.chunks))])
+    clean_error = None if n_clean == 0 else 1.0 - clean_correct / n_clean
+    sizes = {n for row in n_corrupt.values() for n in row}
     if len(sizes) > 1:
-        metadata["images_per_corruption"] = {name: n_corrupt[i] for i, name in enumerate(names)}
-    if clean_error is not None and math.isnan(clean_error):  # pragma: no cover - defensive
-        clean_error = None
+        metadata["images_per_corruption"] = n_corrupt
     return CorruptionReport(
-        clean_error=clean_error, errors=errors, severities=sevs, num_images=max(sizes), metadata=metadata
+        clean_error=clean_error, errors=errors, severities=job.severities, num_images=max(sizes), metadata=metadata
     )

@@ -4,7 +4,6 @@ the report's metrics and files, and the ``augrobust eval`` command on a tiny che
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import types
@@ -15,11 +14,11 @@ import torch
 from PIL import Image
 
 import augrobust
-from augrobust.corruptions import _spec, registered_names
+from augrobust.corruptions import _spec
 from augrobust.corruptions._spec import CorruptionSpec
 from augrobust.data import SyntheticShapes
 from augrobust.errors import AugrobustValueError
-from augrobust.evaluate import CorruptionReport, _Progress, corruption_batch_seed, evaluate_corruptions
+from augrobust.evaluate import CorruptionReport, corruption_batch_seed, evaluate_corruptions
 from augrobust.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
 
 
@@ -232,23 +231,15 @@ def test_report_heatmap_png_shades_cells_by_error(tmp_path):
     assert cell(3, 0) < cell(1, 4) < cell(1, 0) < cell(2, 0) <= 3 * 255
 
 
-def test_progress_prints_only_on_a_terminal():
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    tty, pipe = Tty(), io.StringIO()
-    for stream in (tty, pipe):
-        bar = _Progress(2, "eval", True, stream=stream)
-        bar.update(1)
-        bar.update(1)
-        bar.close()
-    assert "eval: 2/2 (100%)" in tty.getvalue() and pipe.getvalue() == ""
-    off = Tty()
-    bar = _Progress(2, "eval", False, stream=off)
-    bar.update(2)
-    bar.close()
-    assert off.getvalue() == ""
+def test_progress_goes_to_stderr_and_is_silenced_by_progress_false(two_corruptions, capsys):
+    ds = SyntheticShapes(4, train=False)
+    kw = dict(corruptions=two_corruptions, severities=(1, 2), batch_size=2)
+    evaluate_corruptions(PixelHash(), ds, progress=True, **kw)
+    err = capsys.readouterr().err
+    # Not a terminal: whole lines, no carriage returns; 1 clean unit and 2 x 2 corrupted units.
+    assert "evaluating: 100%" in err and "5/5" in err and "\r" not in err
+    evaluate_corruptions(PixelHash(), ds, progress=False, **kw)
+    assert capsys.readouterr().err == ""
 
 
 # -------------------------------------------------------------------------------------------------- the CLI

@@ -10,6 +10,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from augrobust._checks import check_count
 from augrobust.data._common import require_dir
 from augrobust.errors import AugrobustValueError
 
@@ -29,10 +30,12 @@ class ImageFolderDataset(Dataset[tuple[torch.Tensor, int]]):
         root: folder with one subfolder per class.
         size: if given, every image is resized (bilinear, antialiased) to ``size x size`` (or ``(H, W)``) so that
             images of different sizes can be batched.
+        num_classes: the classes of the model the data is for: more class folders than that is an error.
 
     Raises:
         DatasetFileNotFoundError: ``root`` does not exist.
-        AugrobustValueError: no class folder or no image under ``root``, or an undecodable image (on access).
+        AugrobustValueError: no class folder or no image under ``root``, more class folders than
+            ``num_classes``, or an undecodable image (on access).
 
     Example:
         >>> import tempfile, os
@@ -45,8 +48,16 @@ class ImageFolderDataset(Dataset[tuple[torch.Tensor, int]]):
         (['cat'], (3, 30, 40), 0)
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, size: int | tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        size: int | tuple[int, int] | None = None,
+        num_classes: int | None = None,
+    ) -> None:
         base = require_dir(root, "image folder")
+        if num_classes is not None:
+            num_classes = check_count(num_classes, "num_classes", minimum=1)
         self.root = base
         self.classes: list[str] = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not self.classes:
@@ -62,9 +73,19 @@ class ImageFolderDataset(Dataset[tuple[torch.Tensor, int]]):
             raise AugrobustValueError(
                 f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the class folders of {str(base)!r}."
             )
+        if num_classes is not None and len(self.classes) > num_classes:
+            raise AugrobustValueError(
+                f"{str(base)!r} has {len(self.classes)} class folders but the model has {num_classes} classes: "
+                f"the images of {self.classes[num_classes:][:5]} would get labels {num_classes}.."
+                f"{len(self.classes) - 1}, which it cannot predict; keep only the model's classes in the folder."
+            )
         self.targets = [label for _, label in self.samples]
         if isinstance(size, int):
             size = (size, size)
+        if size is not None:
+            if not isinstance(size, tuple) or len(size) != 2:
+                raise AugrobustValueError(f"size must be an int or a pair (H, W), got {size!r}.")
+            size = (check_count(size[0], "size", minimum=1), check_count(size[1], "size", minimum=1))
         self.size = size
 
     def __len__(self) -> int:

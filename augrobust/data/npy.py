@@ -3,7 +3,8 @@
 Layout (Hendrycks & Dietterich's CIFAR-10-C / CIFAR-100-C, imagenet_c.md 2.2): ``root/<corruption>.npy`` is a
 ``(5 * N, H, W, 3)`` uint8 array holding the N test images at severity 1, then all N at severity 2, ... 5;
 ``root/labels.npy`` holds the labels, either ``N`` of them or ``5 * N`` (the released files repeat the N
-labels five times).
+labels five times). Every file is checked when a dataset is opened (shape, dtype, not empty, label count,
+labels ``>= 0`` and below ``num_classes`` when given); every error names the file and says how to fix it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from augrobust._checks import check_count, check_severity
 from augrobust.data._common import DatasetFileNotFoundError, require_dir
-from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.data.labels import check_labels
+from augrobust.errors import AugrobustValueError
 
 __all__ = ["CorruptedNpyDataset", "available_npy_corruptions"]
 
 _LABELS = "labels.npy"
+_FIX = (
+    "rewrite it in the CIFAR-10-C layout (root/<corruption>.npy: (5*N, H, W, 3) uint8, root/labels.npy: N or 5*N "
+    "integers)"
+)
 
 
 def available_npy_corruptions(root: str | os.PathLike[str]) -> list[str]:
@@ -45,12 +52,15 @@ class CorruptedNpyDataset(Dataset[tuple[torch.Tensor, int]]):
         root: the folder with ``<corruption>.npy`` and ``labels.npy``.
         corruption: a file stem in ``root`` (e.g. ``"gaussian_noise"``).
         severity: 1..5, the block of the stacked array to read.
+        num_classes: the classes of the model the data is for: every label must be below it (labels are
+            always checked to be ``>= 0``).
 
     Raises:
         DatasetFileNotFoundError: ``root``, the corruption file (the message lists those available) or
             ``labels.npy`` is missing.
-        AugrobustValueError: a severity outside 1..5, an array that is not ``(5N, H, W, 3)`` uint8, or a
-            label count other than ``N`` or ``5N``.
+        AugrobustValueError: a severity outside 1..5, an array that is not ``(5N, H, W, 3)`` uint8 with
+            ``N >= 1``, a label count other than ``N`` or ``5N``, or a label outside ``0..num_classes-1``.
+        AugrobustTypeError: labels that are not integers.
 
     Example:
         >>> import tempfile, numpy as np
@@ -63,12 +73,13 @@ class CorruptedNpyDataset(Dataset[tuple[torch.Tensor, int]]):
         (2, 5, 1)
     """
 
-    def __init__(self, root: str | os.PathLike[str], corruption: str, severity: int) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], corruption: str, severity: int, *, num_classes: int | None = None
+    ) -> None:
         base = require_dir(root, "corrupted .npy dataset")
-        if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)):
-            raise AugrobustTypeError(f"severity must be an int in 1..5, got {severity!r}.")
-        if not 1 <= severity <= 5:
-            raise AugrobustValueError(f"severity must be in 1..5, got {severity}.")
+        severity = check_severity(severity)
+        if num_classes is not None:
+            num_classes = check_count(num_classes, "num_classes", minimum=1)
         path = base / f"{corruption}.npy"
         if not path.is_file():
             available = available_npy_corruptions(base)
@@ -78,33 +89,39 @@ class CorruptedNpyDataset(Dataset[tuple[torch.Tensor, int]]):
             )
         labels_path = base / _LABELS
         if not labels_path.is_file():
-            raise DatasetFileNotFoundError(f"labels file not found: {str(labels_path)!r}.")
+            raise DatasetFileNotFoundError(
+                f"labels file not found: {str(labels_path)!r}; a CIFAR-10-C-style folder holds labels.npy beside "
+                "the <corruption>.npy files."
+            )
         images = _load(path)
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
             raise AugrobustValueError(
-                f"{str(path)!r} must be a (5*N, H, W, 3) uint8 array, got shape {images.shape} dtype {images.dtype}."
+                f"{str(path)!r} must be a (5*N, H, W, 3) uint8 array, got shape {images.shape} dtype {images.dtype}; "
+                f"{_FIX}."
             )
+        if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
+            raise AugrobustValueError(f"{str(path)!r} holds no image (shape {images.shape}); {_FIX}.")
         if images.shape[0] % 5:
             raise AugrobustValueError(
-                f"{str(path)!r} has {images.shape[0]} images, not a multiple of 5 (5 severities stacked)."
+                f"{str(path)!r} has {images.shape[0]} images, not a multiple of 5 (5 severities stacked); {_FIX}."
             )
         n = images.shape[0] // 5
-        labels = np.asarray(_load(labels_path))
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-            raise AugrobustValueError(
-                f"{str(labels_path)!r} must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}."
-            )
+        fix = _FIX if num_classes is None else f"fix {_LABELS}, or evaluate a model whose classes cover them"
+        classes_of = "the model"
+        labels = check_labels(
+            np.asarray(_load(labels_path)), num_classes, source=repr(str(labels_path)), classes_of=classes_of, fix=fix
+        )
         if labels.shape[0] == 5 * n:
             labels = labels[(severity - 1) * n : severity * n]
         elif labels.shape[0] != n:
             raise AugrobustValueError(
                 f"{str(labels_path)!r} has {labels.shape[0]} labels; {path.name} holds {n} images per severity, "
-                f"so expected {n} or {5 * n}."
+                f"so expected {n} or {5 * n}; {_FIX}."
             )
         self.corruption = corruption
         self.severity = int(severity)
         self.images = images[(severity - 1) * n : severity * n]
-        self.targets: list[int] = labels.astype(np.int64).tolist()
+        self.targets: list[int] = labels.tolist()
 
     def __len__(self) -> int:
         return len(self.targets)
