@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from augrobust.errors import AugrobustError, AugrobustTypeError, AugrobustValueError
+from augrobust.errors import AugrobustError, AugrobustFileNotFoundError, AugrobustTypeError, AugrobustValueError
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from augrobust import functional, v2
@@ -42,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AdversarialNoise",
     "AugrobustError",
+    "AugrobustFileNotFoundError",
     "AugrobustTypeError",
     "AugrobustValueError",
     "Corruption",

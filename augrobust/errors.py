@@ -7,7 +7,7 @@ working. Messages say what was given, what is allowed, and how to fix it.
 
 from __future__ import annotations
 
-__all__ = ["AugrobustError", "AugrobustTypeError", "AugrobustValueError"]
+__all__ = ["AugrobustError", "AugrobustFileNotFoundError", "AugrobustTypeError", "AugrobustValueError"]
 
 
 class AugrobustError(Exception):
@@ -20,3 +20,7 @@ class AugrobustValueError(AugrobustError, ValueError):
 
 class AugrobustTypeError(AugrobustError, TypeError):
     """An argument or an input has a type (or dtype) that is not supported."""
+
+
+class AugrobustFileNotFoundError(AugrobustError, FileNotFoundError):
+    """A file or folder the user named does not exist (also a ``FileNotFoundError``)."""

@@ -223,7 +223,7 @@ def _bad_inputs(tmp: Path, ckpt: Path) -> list[tuple[list[str], str]]:
         (["eval", "--checkpoint", str(ckpt), "--out", str(a_file)], "is a file; give a folder"),
         (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--data", "cifar10:" + str(tmp / "none")],
          "none"),
-        (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--data", "mnist:/x"], "unknown --data"),
+        (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--data", "mnist:/x"], "unknown data spec"),
         (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--npy-root", str(tmp / "none")], "none"),
         (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--npy-root", str(npy)], "no <corruption>.npy"),
         (["dfm", "--checkpoint", str(tmp / "missing.pt")], "checkpoint not found"),
@@ -265,7 +265,7 @@ def test_debug_adds_the_traceback(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("Traceback (most recent call last):")
-        assert "load_checkpoint_model" in err
+        assert "load_checkpoint" in err
         assert err.strip().splitlines()[-1] == f"augrobust eval: error: checkpoint not found: {missing!r}."
 
 
@@ -348,3 +348,10 @@ def test_train_prints_its_epochs_unless_quiet(tmp_path, capsys):
     assert "epoch 1/1" in capsys.readouterr().out
     assert main([*common, "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_the_help_lists_the_data_specs_that_from_spec_reads():
+    from augrobust.commands.eval import DATA_SPECS
+    from augrobust.data import DATA_SPECS as READ
+
+    assert DATA_SPECS == READ

@@ -22,7 +22,7 @@ from torch import nn
 
 from augrobust.commands import train as train_cli
 from augrobust.data import SyntheticShapes
-from augrobust.errors import AugrobustError, AugrobustValueError
+from augrobust.errors import AugrobustError, AugrobustFileNotFoundError, AugrobustValueError
 from augrobust.train import (
     CHECKPOINT_NAME,
     ERM,
@@ -187,7 +187,7 @@ def test_bad_paths_and_malformed_checkpoints(tmp_path):
         train(TrainConfig(**{**_CONFIG, "epochs": 1, "lr": 0.2}), run, datasets=_data(16), resume=True, log=None)
 
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(AugrobustValueError, match="Cannot read"):
+    with pytest.raises(AugrobustValueError, match="cannot load checkpoint"):
         load_checkpoint(tmp_path / "garbage.pt")
     torch.save({"model": {}, "epoch": 1}, tmp_path / "partial.pt")
     with pytest.raises(AugrobustValueError, match="lacks keys"):
@@ -196,7 +196,7 @@ def test_bad_paths_and_malformed_checkpoints(tmp_path):
     torch.save({**ckpt, "config": {"arch": "resnet8_cifar"}}, tmp_path / "noclasses.pt")
     with pytest.raises(AugrobustValueError, match="malformed config"):
         load_checkpoint(tmp_path / "noclasses.pt")
-    with pytest.raises(AugrobustValueError, match="No checkpoint file"):
+    with pytest.raises(AugrobustFileNotFoundError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "nope.pt")
 
 
@@ -443,7 +443,7 @@ def test_load_model_rebuilds_what_the_run_trained(tmp_path):
     torch.save({**ckpt, "config": {**ckpt["config"], "method": "not_registered"}}, tmp_path / "unknown.pt")
     with pytest.raises(AugrobustValueError, match="method 'not_registered' was not applied: Unknown training method"):
         load_model(tmp_path / "unknown.pt")  # its dual BNs do not fit the plain network: said, not guessed
-    with pytest.raises(AugrobustValueError, match="No checkpoint file"):
+    with pytest.raises(AugrobustFileNotFoundError, match="checkpoint not found"):
         load_model(tmp_path / "missing.pt")
 
 

@@ -63,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from augrobust._progress import progress_bar
-    from augrobust.commands.eval import build_dataset, load_checkpoint_model
+    from augrobust.data import from_spec
     from augrobust.dfm import compute_dfms, save_dfms
+    from augrobust.train.checkpoint import load_model
 
-    model, config = load_checkpoint_model(args.checkpoint, device=args.device)
+    model, config = load_model(args.checkpoint, device=args.device)
     out = check_output_file(args.out)
-    dataset = build_dataset(args.data, num_images=args.num_images, seed=args.seed, image_size=args.image_size)
+    dataset = from_spec(
+        args.data, train=False, seed=args.seed, image_size=args.image_size, num_images=args.num_images,
+        num_classes=int(config["num_classes"]),
+    )  # fmt: skip
     pairs = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
     images = torch.stack([torch.as_tensor(image) for image, _ in pairs])
     labels = torch.tensor([int(label) for _, label in pairs])

@@ -9,9 +9,7 @@ CIFAR-10-C-style ``.npy`` files with ``--npy-root``), and writes ``report.json``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from augrobust.commands._options import (
@@ -31,94 +29,13 @@ from augrobust.commands._options import (
 from augrobust.errors import AugrobustValueError
 
 if TYPE_CHECKING:
-    import torch
     from torch.utils.data import Dataset
 
-__all__ = ["DATA_SPECS", "add_parser", "build_dataset", "load_checkpoint_model", "run"]
+__all__ = ["DATA_SPECS", "add_parser", "run"]
 
-#: The ``--data`` specs of ``eval`` and ``dfm``.
-DATA_SPECS: tuple[str, ...] = ("synthetic", "cifar10:ROOT", "cifar100:ROOT", "folder:ROOT")
-
-_STRIP_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel and torch.compile wrappers
-
-
-def load_checkpoint_model(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Build the model a trainer checkpoint describes and load its weights (``weights_only=True``).
-
-    Returns:
-        ``(model in eval mode on device, the checkpoint's config dict)``.
-
-    Raises:
-        FileNotFoundError: the checkpoint does not exist.
-        AugrobustValueError: the file is not a checkpoint dict with ``model`` and ``config["arch"]``.
-    """
-    import torch
-
-    p = Path(path)
-    if not p.is_file():
-        from augrobust.data import DatasetFileNotFoundError
-
-        raise DatasetFileNotFoundError(f"checkpoint not found: {str(p)!r}.")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, corrupt, or holding more than tensors and plain types
-        # torch's message runs to several paragraphs; its first line says what failed (--debug shows it all).
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise AugrobustValueError(
-            f"cannot load checkpoint {str(p)!r} with weights_only=True (is it a file written by augrobust train?): "
-            f"{reason}"
-        ) from e
-    if not isinstance(ckpt, dict) or "model" not in ckpt or not isinstance(ckpt.get("config"), dict):
-        raise AugrobustValueError(
-            f"{str(p)!r} is not an augrobust checkpoint: expected a dict with 'model' (a state_dict) and "
-            "'config' (with 'arch' and 'num_classes')."
-        )
-    config = ckpt["config"]
-    if "arch" not in config or "num_classes" not in config:
-        raise AugrobustValueError(f"the checkpoint config lacks 'arch' or 'num_classes': {sorted(config)}.")
-    from augrobust.train import METHODS, build_model  # the trainer's model factory
-
-    model = build_model(config["arch"], int(config["num_classes"]))
-    # A method that changed the model for training (AFA's dual BatchNorm) stored that form: rebuild it. Its
-    # eval mode is the plain network (DualBatchNorm2d evaluates with the main BN).
-    factory = METHODS.get(config.get("method", "erm"))
-    if factory is not None and hasattr(factory, "prepare_model"):
-        model = factory(**config.get("method_options", {})).prepare_model(model)
-    state = dict(ckpt["model"])
-    for prefix in _STRIP_PREFIXES:
-        if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
-    model.load_state_dict(state)
-    return model.to(device).eval(), config
-
-
-def build_dataset(spec: str, *, num_images: int | None, seed: int, image_size: int | None) -> Dataset[Any]:
-    """The clean test set named by ``--data``: ``synthetic``, ``cifar10:ROOT``, ``cifar100:ROOT`` or
-    ``folder:ROOT``; ``num_images`` keeps the first images only (``None``: all; synthetic default 2000)."""
-    from torch.utils.data import Subset
-
-    from augrobust.data import CIFAR10, CIFAR100, ImageFolderDataset, SyntheticShapes
-
-    kind, _, root = spec.partition(":")
-    if kind == "synthetic":
-        count = 2000 if num_images is None else num_images
-        return SyntheticShapes(count, seed=seed, train=False, size=image_size or 32)
-    if not root:
-        raise AugrobustValueError(f"--data {spec!r}: give a folder, e.g. '{kind}:/data/cifar'.")
-    if kind == "cifar10":
-        ds: Dataset[Any] = CIFAR10(root, train=False)
-    elif kind == "cifar100":
-        ds = CIFAR100(root, train=False)
-    elif kind == "folder":
-        ds = ImageFolderDataset(root, size=image_size)
-    else:
-        raise AugrobustValueError(f"unknown --data {spec!r}; use {', '.join(DATA_SPECS)}.")
-    if num_images is not None and num_images < len(ds):  # type: ignore[arg-type]
-        ds = Subset(ds, range(num_images))
-    return ds
-
+#: The ``--data`` specs (``augrobust.data.DATA_SPECS``, spelled here so that ``--help`` imports no torch; a test
+#: keeps the two equal).
+DATA_SPECS: tuple[str, ...] = ("synthetic", "synthetic:N", "cifar10:DIR", "cifar100:DIR", "folder:DIR")
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``augrobust eval``."""
@@ -172,9 +89,11 @@ def _check_npy_root(root: str, corruptions: list[str] | None, severity: int) -> 
 
 def run(args: argparse.Namespace) -> int:
     """Check the inputs and the output folder, evaluate, write the three report files."""
+    from augrobust.data import from_spec
     from augrobust.evaluate import evaluate_corruptions
+    from augrobust.train.checkpoint import load_model
 
-    model, config = load_checkpoint_model(args.checkpoint, args.device)
+    model, config = load_model(args.checkpoint, args.device)
     out = check_output_dir(args.out)
     if args.npy_root is not None:
         _check_npy_root(args.npy_root, args.corruptions, args.severities[0])
@@ -182,7 +101,11 @@ def run(args: argparse.Namespace) -> int:
     # The synthetic test split of the training run: its seed is the trainer's (any seed's test split is
     # disjoint from every training split); --seed seeds the corruptions.
     data_seed = int(config.get("seed", 0) or 0)
-    dataset = build_dataset(args.data, num_images=args.num_images, seed=data_seed, image_size=image_size)
+    num_classes = int(config["num_classes"])
+    dataset = from_spec(
+        args.data, train=False, seed=data_seed, image_size=image_size, num_images=args.num_images,
+        num_classes=num_classes,
+    )  # fmt: skip
     preset = _auto_preset(dataset) if args.preset == "auto" else args.preset
     reference = args.reference
     if reference == "auto":  # match the released small-image benchmarks by default
@@ -190,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_corruptions(
         model, dataset, corruptions=args.corruptions, severities=tuple(args.severities),
         batch_size=args.batch_size, device=args.device, seed=args.seed, preset=preset,
-        reference=reference, progress=not args.quiet, npy_root=args.npy_root,
+        reference=reference, progress=not args.quiet, npy_root=args.npy_root, num_classes=num_classes,
+        out_dir=out,  # finished (corruption, severity) units are kept there: a rerun continues
     )  # fmt: skip
     report.metadata.update(checkpoint=str(args.checkpoint), arch=config["arch"], data=args.data)
     report.save_json(out / "report.json")

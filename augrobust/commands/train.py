@@ -44,7 +44,7 @@ BASE_AUGMENTATION_NAMES: tuple[str, ...] = ("crop_flip", "none")
 DEFAULTS: dict[str, Any] = {
     "arch": "resnet18_cifar", "method": "erm", "data": "synthetic", "epochs": 30, "batch_size": 128, "lr": 0.1,
     "wd": 5e-4, "momentum": 0.9, "damp_sigma": None, "damp_m": 8, "base_augmentation": "crop_flip", "seed": 0,
-    "num_workers": 0,
+    "num_workers": 0, "nonfinite": "error",
 }  # fmt: skip
 
 
@@ -80,7 +80,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="augmentation before the method (crop_flip: pad 4, random crop, random h-flip)",
     )  # fmt: skip
     p.add_argument("--arch", default=d["arch"], choices=ARCHITECTURE_NAMES, help="model")
-    add_data(p, specs=("synthetic", "synthetic:N", "cifar10:ROOT"), default=d["data"], what="training data: ")
+    add_data(p, specs=("synthetic", "synthetic:N", "cifar10:DIR", "cifar100:DIR"), default=d["data"],
+             what="training data: ")
     p.add_argument("--epochs", type=int, default=d["epochs"], help="number of epochs")
     add_batch_size(p, default=d["batch_size"], help="global batch size (split over DDP processes)")
     p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (cosine to 0)")
@@ -91,6 +92,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_out(p, default=None, required=True, help="output folder for checkpoint.pt and metrics.jsonl")
     add_device(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--nonfinite", default=d["nonfinite"], choices=("error", "skip"),
+        help="a NaN / inf loss stops the run naming its step (error) or that step's update is skipped (skip)",
+    )  # fmt: skip
     add_quiet(p)
     p.set_defaults(func=run)
     return p
@@ -115,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         base_augmentation=args.base_augmentation,
         seed=args.seed,
         num_workers=args.num_workers,
+        nonfinite=args.nonfinite,
     ).validate()
     check_output_dir(args.out)
     # The trainer reports once per epoch through ``log`` and has no per-step hook, so there is no bar here.

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from augrobust.errors import AugrobustError
+from augrobust.errors import AugrobustFileNotFoundError
 
 __all__ = ["DatasetFileNotFoundError", "require_dir", "require_file"]
 
 
-class DatasetFileNotFoundError(AugrobustError, FileNotFoundError):
+class DatasetFileNotFoundError(AugrobustFileNotFoundError):
     """A dataset file or directory does not exist (also a ``FileNotFoundError``)."""
 
 

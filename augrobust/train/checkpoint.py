@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from augrobust._io import atomic_save
-from augrobust.errors import AugrobustError, AugrobustValueError
+from augrobust.errors import AugrobustError, AugrobustFileNotFoundError, AugrobustValueError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -85,31 +85,45 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: dict[str, Any]) ->
     return atomic_save(path, checkpoint, make_parents=False)
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    map_location: str | torch.device = "cpu",
+    *,
+    keys: tuple[str, ...] = CHECKPOINT_KEYS,
+) -> dict[str, Any]:
     """Load and validate a trainer checkpoint with ``torch.load(weights_only=True)``.
 
+    ``keys`` are the entries the caller needs: all of them to resume training (the default), only
+    ``("model", "config")`` to evaluate (a checkpoint stripped of its optimizer state still evaluates).
+
     Raises:
-        AugrobustValueError: missing file, unreadable / non-checkpoint file, or missing keys (the message
-            says which).
+        AugrobustFileNotFoundError: no file at ``path``.
+        AugrobustValueError: unreadable / non-checkpoint file, or missing keys (the message says which).
     """
     path = Path(path)
     if not path.is_file():
-        raise AugrobustValueError(f"No checkpoint file at {str(path)!r}.")
+        raise AugrobustFileNotFoundError(f"checkpoint not found: {str(path)!r}.")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # corrupt, truncated, or not written by torch.save of plain types
-        raise AugrobustValueError(f"Cannot read checkpoint {str(path)!r}: {err}") from err
+        # torch's message runs to several paragraphs; its first line says what failed (--debug shows it all).
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AugrobustValueError(
+            f"cannot load checkpoint {str(path)!r} with weights_only=True (is it a file written by augrobust "
+            f"train?): {reason}"
+        ) from err
     if not isinstance(ckpt, dict):
         raise AugrobustValueError(f"Checkpoint {str(path)!r} holds a {type(ckpt).__name__}, expected a dict.")
-    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    missing = [k for k in keys if k not in ckpt]
     if missing:
-        raise AugrobustValueError(f"Checkpoint {str(path)!r} lacks keys {missing}; expected {list(CHECKPOINT_KEYS)}.")
+        raise AugrobustValueError(f"Checkpoint {str(path)!r} lacks keys {missing}; expected {list(keys)}.")
     config = ckpt["config"]
     if not isinstance(config, dict) or any(k not in config for k in _CONFIG_KEYS):
         raise AugrobustValueError(
             f"Checkpoint {str(path)!r} has a malformed config {config!r}; it needs keys {list(_CONFIG_KEYS)}."
         )
-    if isinstance(ckpt["epoch"], bool) or not isinstance(ckpt["epoch"], int) or ckpt["epoch"] < 0:
+    epoch = ckpt.get("epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
         raise AugrobustValueError(f"Checkpoint {str(path)!r} has a malformed epoch {ckpt['epoch']!r}.")
     return ckpt
 
@@ -139,7 +153,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     from augrobust.train.methods import get_method
     from augrobust.train.models import build_model
 
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, keys=("model", "config"))
     config = ckpt["config"]
     model = build_model(config["arch"], int(config["num_classes"]))
     name, not_applied = config.get("method", "erm"), ""

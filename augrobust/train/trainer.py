@@ -195,32 +195,25 @@ class TrainResult:
 
 
 def build_datasets(data: str, seed: int = 0) -> tuple[Dataset[Any], Dataset[Any]]:
-    """``(train, test)`` datasets from a spec: ``synthetic``, ``synthetic:N`` or ``cifar10:ROOT``.
+    """``(train, test)`` datasets from a data spec (:func:`augrobust.data.from_spec`): ``synthetic``,
+    ``synthetic:N``, ``cifar10:DIR`` or ``cifar100:DIR``.
+
+    ``folder:DIR`` is refused: one folder has no train / test split, and testing on the training images would
+    report a clean accuracy that means nothing.
 
     Example:
         >>> train_set, test_set = build_datasets("synthetic:50")
         >>> len(train_set), len(test_set)
         (50, 10)
     """
-    from augrobust import data as datasets
+    from augrobust.data import from_spec
 
-    kind, _, arg = data.partition(":")
-    if kind == "synthetic":
-        try:
-            n = int(arg) if arg else 10_000
-        except ValueError:
-            n = -1
-        if n < 1:
-            raise AugrobustValueError(f"Bad data spec {data!r}: 'synthetic:N' needs a positive integer N.")
-        return (
-            datasets.SyntheticShapes(n, seed=seed, train=True),
-            datasets.SyntheticShapes(max(n // 5, 1), seed=seed, train=False),
+    if isinstance(data, str) and data.partition(":")[0] == "folder":
+        raise AugrobustValueError(
+            f"data spec {data!r}: training needs a train and a test split, and a folder has none; use "
+            "synthetic[:N], cifar10:DIR or cifar100:DIR."
         )
-    if kind == "cifar10":
-        if not arg:
-            raise AugrobustValueError(f"Bad data spec {data!r}: write 'cifar10:ROOT' with the dataset folder.")
-        return datasets.CIFAR10(arg, train=True), datasets.CIFAR10(arg, train=False)
-    raise AugrobustValueError(f"Unknown data spec {data!r}; use 'synthetic', 'synthetic:N' or 'cifar10:ROOT'.")
+    return from_spec(data, train=True, seed=seed), from_spec(data, train=False, seed=seed)
 
 
 # -- the run --------------------------------------------------------------------------------------------------
