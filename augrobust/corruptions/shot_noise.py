@@ -281,10 +281,16 @@ def shot_noise(
         rs = slice(r0, r0 + rows_per_block)
         for c0 in range(0, per_row, cols_per_block):
             cs = slice(c0, c0 + cols_per_block)
-            t = (flat_x[rs, cs] * LEVELS).clamp_(0.0, float(LEVELS))
+            t = (flat_x[rs, cs] * LEVELS).clamp_(0.0, float(LEVELS))  # +-inf clamp to the range ends
             u = flat_u[rs, cs]
-            # Without the check, ``general is None`` means an accelerator: the general path.
+            # Without the check, ``general is None`` means an accelerator: the general path. A NaN fails the
+            # check, so the fast path sees NaN only when forced (general=False).
             use_general = not torch.equal(t, t.round()) if check else general is not False
+            nan = None
+            if use_general or not check:
+                # A NaN level would index the tables out of range: draw for level 0, put the NaN back below.
+                nan = t.isnan()
+                t.masked_fill_(nan, 0.0)
             if use_general:
                 counts = _shot_counts_general(t, u, start[rs], width[rs], c[rs] / LEVELS, tables)
                 out[rs, cs] = (counts / c[rs]).clamp_(0.0, 1.0)
@@ -292,6 +298,8 @@ def shot_noise(
                 # Rounding is a no-op on integral levels (it only matters when general=False is forced).
                 pair = _alias_columns(t.round_(), u, start[rs], width[rs], tables["prob"])[0]
                 out[rs, cs] = values.take(pair)
+            if nan is not None:
+                out[rs, cs] = out[rs, cs].masked_fill(nan, math.nan)
     return out.view(x.shape)
 
 
