@@ -23,6 +23,7 @@ import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "defocus_blur", "defocus_kernel", "filter2d_reflect101"]
 
@@ -177,6 +178,7 @@ def filter2d_reflect101(
     return out
 
 
+@autocast_exempt
 def defocus_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

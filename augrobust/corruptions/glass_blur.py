@@ -37,6 +37,7 @@ import torch
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "glass_blur", "glass_shuffle", "glass_shuffle_index", "sample_glass_offsets"]
 
@@ -187,6 +188,7 @@ def glass_shuffle(
     return torch.cat(parts).contiguous()
 
 
+@autocast_exempt
 def glass_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

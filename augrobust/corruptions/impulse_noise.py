@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "impulse_noise", "sample_impulse_uniforms"]
 
@@ -55,6 +56,7 @@ def sample_impulse_uniforms(
     return {"u": torch.rand(shape, generator=generator, device=device)}
 
 
+@autocast_exempt
 def impulse_noise(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

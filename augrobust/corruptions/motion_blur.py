@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from augrobust._tensor import cache_chunk, unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
     "TABLES",
@@ -327,6 +328,7 @@ def sample_motion_blur_angle(
     return {"angle": u * 90.0 - 45.0}  # NumPy's uniform(low, high) = low + (high - low) * u
 
 
+@autocast_exempt
 def motion_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

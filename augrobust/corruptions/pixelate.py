@@ -32,6 +32,7 @@ import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "pillow_box_weights", "pillow_nearest_index", "pixelate"]
 
@@ -172,6 +173,7 @@ def _pixelate_group(
         torch.index_select(rows, 1, idx_w, out=out[start : start + k].view(k * c * h, w))
 
 
+@autocast_exempt
 def pixelate(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -40,6 +40,7 @@ import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "poisson_from_uniform", "sample_shot_noise_uniforms", "shot_noise"]
 
@@ -236,6 +237,7 @@ def sample_shot_noise_uniforms(
     return {"u": torch.rand(shape, generator=generator, device=device, dtype=torch.float64)}
 
 
+@autocast_exempt
 def shot_noise(
     x: torch.Tensor,
     severity: torch.Tensor,

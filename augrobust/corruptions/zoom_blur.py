@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from augrobust.corruptions._spec import CorruptionSpec, register
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "clipped_zoom", "zoom_blur", "zoom_blur_factors"]
 
@@ -137,6 +138,7 @@ def _zoom_blur_one_list(x: torch.Tensor, factors: tuple[float, ...], centred: bo
     return y.to(x.dtype).contiguous(memory_format=torch.contiguous_format)
 
 
+@autocast_exempt
 def zoom_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import torch
 
+from augrobust.functional.precision import autocast_exempt
+
 __all__ = ["adjust_hsv", "hsv_to_rgb", "rgb_to_hsv"]
 
 # Pixels per chunk: the ~20 live temporaries of this many elements stay within a 2 MiB L2 cache.
@@ -95,6 +97,7 @@ def _chunked(
     return out.view(b, c, h, w)
 
 
+@autocast_exempt
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     """RGB ``(B, 3, H, W)`` in ``[0, 1]`` to HSV with all three channels in ``[0, 1]`` (scikit-image's).
 
@@ -108,6 +111,7 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     return _chunked(x, _rgb_to_hsv_planes)
 
 
+@autocast_exempt
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """HSV ``(B, 3, H, W)`` (all channels in ``[0, 1]``) to RGB, as scikit-image's ``hsv2rgb``.
 
@@ -121,6 +125,7 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return _chunked(x, _hsv_to_rgb_planes)
 
 
+@autocast_exempt
 def adjust_hsv(
     x: torch.Tensor,
     *,

@@ -22,6 +22,7 @@ import torch
 
 from augrobust._checks import check_probability
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
     "GNT_SIGMAS",
@@ -219,6 +220,7 @@ def _gated(x: torch.Tensor, out: torch.Tensor, params: dict[str, torch.Tensor]) 
     return torch.where(apply.to(x.device).reshape(-1, *([1] * (x.ndim - 1))), out, x)
 
 
+@autocast_exempt
 def apply_gaussian_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
     """Add the drawn noise to a float batch ``x`` in ``[0, 1]`` and clip (sigma or L2 mode).
 
@@ -237,6 +239,7 @@ def apply_gaussian_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> to
     return _gated(x, out, params)
 
 
+@autocast_exempt
 def gaussian_noise(
     x: torch.Tensor, sigma: float | torch.Tensor = 0.5, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -253,6 +256,7 @@ def gaussian_noise(
     return (x + sig * noise).clamp_(0.0, 1.0)
 
 
+@autocast_exempt
 def gaussian_noise_l2(
     x: torch.Tensor, eps: float | torch.Tensor, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -346,6 +350,7 @@ class _PiecewiseNorm:
         return t, slope, offset
 
 
+@autocast_exempt
 def calibrate_l2(
     x: torch.Tensor, direction: torch.Tensor, eps: float | torch.Tensor
 ) -> L2Calibration:
@@ -490,6 +495,7 @@ def sample_speckle_noise(
     )
 
 
+@autocast_exempt
 def apply_speckle_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
     """``clip(x + x * sigma * n, 0, 1)``: noise proportional to the intensity (ImageNet-C speckle).
 
@@ -503,6 +509,7 @@ def apply_speckle_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> tor
     return _gated(x, out, params)
 
 
+@autocast_exempt
 def speckle_noise(
     x: torch.Tensor, sigma: float | torch.Tensor = 0.35, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
