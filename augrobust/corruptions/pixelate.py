@@ -99,7 +99,8 @@ def _box_upsample_index(in_size: int, out_size: int) -> list[int]:
 def _axis_tables(in_size: int, small: int, upsample: str) -> tuple[torch.Tensor, ...]:
     """One axis at one downscaled size: window of each input pixel, ``1 / n``, bias, upsampling index.
 
-    The window sums are ``index_add`` over the owner index of each input pixel (exact: integers). Pillow's fixed point ``(2**21 + k s) >> 22`` with
+    The window sums are ``index_add`` over the owner index of each input pixel (exact: integers). Pillow's
+    fixed point ``(2**21 + k s) >> 22`` with
     ``k = round(2**22 / n)`` equals ``floor(s / n + 1/2)`` for an integer window sum ``s <= 255 n``
     (``n < 128``), except that a tie (``s / n + 1/2`` an integer) rounds down where ``k < 2**22 / n``.
     Both cases are ``floor(s / n + 1/2 +- 1/(4n))``, which keeps a margin of ``1/(4n)`` from every
@@ -179,6 +180,10 @@ def pixelate(
 ) -> torch.Tensor:
     """Pixelate a ``(B, C, H, W)`` batch as Pillow's BOX down / NEAREST (or BOX) up resize does.
 
+    Not differentiable: Pillow works on uint8 and rounds after each pass, so the result is piecewise
+    constant in ``x``. An input that requires grad is accepted and the result has no graph. A NaN pixel
+    turns its whole block NaN; +-inf are clamped to 1 and 0.
+
     Example:
         >>> import torch
         >>> x = torch.arange(16.0).view(1, 1, 4, 4).div(255).expand(1, 3, 4, 4)
@@ -186,6 +191,7 @@ def pixelate(
         >>> (y[0, 0] * 255).round().int().tolist()
         [[3, 3, 5, 5], [3, 3, 5, 5], [11, 11, 13, 13], [11, 11, 13, 13]]
     """
+    x = x.detach()  # piecewise constant (see above): no graph rather than zero gradients
     b, c, h, w = x.shape
     factors = tuple(TABLES.get(preset, TABLES["imagenet"]))
     upsample = "box" if reference == "hendrycks" else "nearest"
@@ -211,4 +217,4 @@ def pixelate(
     return out.to(x.dtype)
 
 
-SPEC = register(CorruptionSpec(name="pixelate", apply=pixelate, per_channel=True))
+SPEC = register(CorruptionSpec(name="pixelate", apply=pixelate, per_channel=True, differentiable=False))

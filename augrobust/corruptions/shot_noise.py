@@ -252,6 +252,10 @@ def shot_noise(
     ``general`` forces (``True``) or forbids (``False``) the general path; by default it is taken when
     ``x * 255`` is not integral or ``x`` is not on the CPU. Both give the same output on integral inputs.
 
+    Not differentiable: a Poisson count is piecewise constant in its rate. An input that requires grad is
+    accepted and the result has no graph (``requires_grad=False``). A NaN pixel stays NaN; +-inf are
+    clamped to 1 and 0 like any out-of-range value.
+
     Example:
         >>> import torch
         >>> x = torch.full((1, 3, 8, 8), 0.5, dtype=torch.float64)
@@ -343,5 +347,11 @@ def poisson_from_uniform(rate: torch.Tensor, u: torch.Tensor, *, step: float = 0
 
 
 SPEC = register(
-    CorruptionSpec(name="shot_noise", apply=shot_noise, sample_params=sample_shot_noise_uniforms, per_channel=True)
+    CorruptionSpec(
+        name="shot_noise",
+        apply=shot_noise,
+        sample_params=sample_shot_noise_uniforms,
+        per_channel=True,
+        differentiable=False,
+    )
 )

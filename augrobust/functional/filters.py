@@ -194,6 +194,12 @@ def _correlate_direct(x: torch.Tensor, weights: torch.Tensor, dim: int) -> torch
     padded = x.index_select(dim, idx)
     shape = [x.shape[0]] + [1] * (x.ndim - 1)
     out = torch.mul(x, weights[:, radius].view(shape))
+    if torch.is_grad_enabled() and (x.requires_grad or weights.requires_grad):
+        # Autograd cannot record ``out=``: the same operations (same rounding), out of place.
+        for j in range(radius, 0, -1):
+            pair = padded.narrow(dim, radius - j, n) + padded.narrow(dim, radius + j, n)
+            out = out + pair * weights[:, radius - j].view(shape)
+        return out
     pair = torch.empty_like(out)
     for j in range(radius, 0, -1):  # outermost pair first, as SciPy does; separate mul and add
         torch.add(padded.narrow(dim, radius - j, n), padded.narrow(dim, radius + j, n), out=pair)
