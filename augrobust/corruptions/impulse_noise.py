@@ -79,8 +79,9 @@ def impulse_noise(
     if "u" in params:
         u = params["u"]
         amount = severity_table(TABLES, preset, severity, dtype=u.dtype).view(-1, 1, 1, 1)
-        # Two in-place fills of a copy: cheaper than building the replacement values and a where.
-        out = x.clone()
+        # Two in-place fills of a copy: cheaper than building the replacement values and a where. The copy
+        # is clipped as the reference clips its result (a no-op in [0, 1]; +-inf become 1 and 0, NaN stays).
+        out = x.clamp(0.0, 1.0)
         out.masked_fill_(u < amount, 0.0)
         return out.masked_fill_(u < amount * SALT_VS_PEPPER, 1.0)
     # Compare in the uniforms' dtype: float64 for a replayed scikit-image draw (exact).
@@ -88,7 +89,7 @@ def impulse_noise(
     amount = severity_table(TABLES, preset, severity, dtype=flip_uniform.dtype).view(-1, 1, 1, 1)
     flipped = flip_uniform <= amount
     salt = (params["salt_uniform"] <= SALT_VS_PEPPER).to(x.dtype)
-    return torch.where(flipped, salt, x)
+    return torch.where(flipped, salt, x.clamp(0.0, 1.0))
 
 
 SPEC = register(
