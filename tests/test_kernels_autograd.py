@@ -122,3 +122,15 @@ def test_functional_kernel_gradcheck(name: str) -> None:
     y = fn(x)
     assert y.requires_grad
     assert torch.autograd.gradcheck(fn, (x,), fast_mode=True)
+
+
+@pytest.mark.parametrize("name", CORRUPTION_ORDER)
+@pytest.mark.parametrize("channels", [1, 4])
+def test_grayscale_and_rgba_follow_the_flag(name: str, channels: int) -> None:
+    """Grayscale (per-channel or via RGB and luma) and RGBA (alpha kept): a graph exactly when differentiable."""
+    x = torch.rand(2, channels, 36, 40, generator=torch.Generator().manual_seed(4)).requires_grad_()
+    y = _corrupt(name)(x)
+    assert y.requires_grad == get_spec(name).differentiable
+    if y.requires_grad:
+        y.sum().backward()
+        assert bool(x.grad[:, : min(channels, 3)].abs().sum() > 0) and bool(x.grad.isfinite().all())
