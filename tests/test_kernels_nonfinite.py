@@ -59,3 +59,21 @@ def test_shot_noise_nan_pixel_on_every_path(general: bool | None) -> None:
     keep = torch.ones_like(x, dtype=torch.bool)
     keep[0, 1, 3, 4] = keep[0, 2, 0, 0] = False
     assert torch.equal(got[keep], want[keep])
+
+
+def _functional_cases() -> dict[str, object]:
+    from test_kernels_autocast import FUNCTIONAL  # the same 18 calls (float32, 2 x 3 x 40 x 48)
+
+    return FUNCTIONAL
+
+
+@pytest.mark.parametrize("name", list(_functional_cases()))
+def test_functional_kernels_keep_nan_and_inf_in_their_image(name: str) -> None:
+    fn = _functional_cases()[name]
+    clean = torch.rand(2, 3, 40, 48, generator=torch.Generator().manual_seed(5))
+    bad = clean.clone()
+    bad[1, 0, 3, 3] = float("nan")
+    bad[1, 1, 4, 4] = float("inf")
+    want, got = fn(clean), fn(bad)
+    assert torch.equal(got[0], want[0])
+    assert bool(got[1].isnan().any())
