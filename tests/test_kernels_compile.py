@@ -38,3 +38,17 @@ def test_compiled_ant_projection_equals_eager() -> None:
     torch.testing.assert_close(got, want, rtol=0.0, atol=1e-6)
     norms = (want - x).flatten(1).norm(dim=1)
     torch.testing.assert_close(norms[:2], eps[:2], rtol=1e-4, atol=0.0)
+
+
+def test_compiled_adversarial_noise_kernel_equals_eager() -> None:
+    """AdversarialNoise's whole apply step: the noise generator, then the projection."""
+    from augrobust.functional import NoiseGenerator, apply_adversarial_noise, sample_adversarial_noise
+
+    torch._dynamo.reset()
+    gen = NoiseGenerator(3, seed=0)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    params = sample_adversarial_noise(x.shape, gen, [3.0, 6.0], generator=torch.Generator().manual_seed(3))
+    compiled = torch.compile(lambda image, p: apply_adversarial_noise(image, p, gen), fullgraph=True)
+    got, want = compiled(x, params), apply_adversarial_noise(x, params, gen)
+    torch.testing.assert_close(got, want, rtol=0.0, atol=1e-6)
+    torch.testing.assert_close((want - x).flatten(1).norm(dim=1), params["eps"].float(), rtol=1e-4, atol=0.0)
