@@ -335,3 +335,22 @@ def test_glass_blur_is_reproducible_with_a_generator() -> None:
     a = augrobust.corrupt(x, "glass_blur", 4, generator=torch.Generator().manual_seed(5))
     b = augrobust.corrupt(x, "glass_blur", 4, generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
+
+
+# Tall, wide, odd and 2-D grayscale shapes (issue 9), one severity per shape, under the oracle's own draws.
+SHAPE_CASES = (((181, 64), 1), ((41, 150), 2), ((45, 71), 3), ((97, 37), 4), ((53, 40), 5))
+
+
+@pytest.mark.parametrize("case", range(len(SHAPE_CASES)))
+def test_motion_and_glass_blur_match_oracle_at_every_kind_of_shape(case: int) -> None:
+    (h, w), severity = SHAPE_CASES[case]
+    gray = photo("astronaut", (h, w)).mean(axis=2).astype(np.uint8)
+    for img in (photo("coffee", (h, w)), random_image((h, w), case), gray):
+        rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img  # the oracle replicates (H, W)
+        seed = 13 * case + severity
+        ref = oracle_corrupt(img, "motion_blur", severity, seed).astype(np.float64)
+        y = augrobust.corrupt(to_tensor(rgb), "motion_blur", severity, params=motion_params(seed))
+        np.testing.assert_array_equal(to_uint8_levels(y), ref, err_msg=f"motion_blur {h}x{w} s{severity}")
+        ref = oracle_corrupt(img, "glass_blur", severity, seed).astype(np.float64)
+        y = augrobust.corrupt(to_tensor(rgb), "glass_blur", severity, params=glass_params(seed, (h, w), severity))
+        np.testing.assert_array_equal(to_uint8_levels(y), ref, err_msg=f"glass_blur {h}x{w} s{severity}")

@@ -325,3 +325,22 @@ def test_contrast_uses_per_channel_mean() -> None:
     x[0, 0] = 1.0  # red channel all 1: its own mean is 1, so it stays 1
     y = augrobust.corrupt(x, "contrast", 1)
     assert torch.equal(y, x)
+
+
+# Tall, wide, odd and 2-D grayscale shapes (issue 9), one severity per shape, under the oracle's own draws
+# (the deterministic corruptions of this file are covered at these shapes in test_kernels_fidelity_shapes.py).
+SHAPE_CASES = (((181, 64), 1), ((41, 150), 2), ((45, 71), 3), ((97, 37), 4), ((53, 40), 5))
+
+
+@pytest.mark.parametrize("case", range(len(SHAPE_CASES)))
+def test_elastic_matches_oracle_at_every_kind_of_shape(case: int) -> None:
+    (h, w), severity = SHAPE_CASES[case]
+    gray = photo("coffee", (h, w)).mean(axis=2).astype(np.uint8)
+    rand = np.random.default_rng(case).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for label, img in (("photo", photo("astronaut", (h, w))), ("random", rand), ("gray2d", gray)):
+        rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img  # the oracle replicates (H, W)
+        seed = 23 * case + severity
+        ref = oracle_corrupt(img, "elastic_transform", severity, seed=seed).astype(np.int64)
+        params = _elastic_oracle_params(h, w, seed)
+        y64 = augrobust.corrupt(_to_tensor(rgb, torch.float64), "elastic_transform", severity, params=params)
+        np.testing.assert_array_equal(_floor_uint8(y64), ref, err_msg=f"elastic s{severity} {label} {h}x{w}")

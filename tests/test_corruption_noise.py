@@ -443,3 +443,25 @@ def test_shot_noise_counts_replay_reproduces_the_sampler_output() -> None:
     y = augrobust.corrupt(x, "shot_noise", 2, params=p)
     counts = (y * 25).round()
     assert torch.equal(y, augrobust.corrupt(x, "shot_noise", 2, params={"counts": counts}))
+
+
+# Tall, wide, odd and 2-D grayscale shapes (issue 9: fidelity was tested at square and wide sizes only), one
+# severity per shape, photos and random arrays, under the oracle's own draws.
+SHAPE_CASES = (((181, 64), 1), ((41, 150), 2), ((45, 71), 3), ((97, 37), 4), ((53, 40), 5))
+
+
+@pytest.mark.parametrize("name", NOISES)
+@pytest.mark.parametrize("case", range(len(SHAPE_CASES)))
+def test_float64_bit_identical_at_every_kind_of_shape(name: str, case: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    (h, w), severity = SHAPE_CASES[case]
+    rng = np.random.default_rng(case)
+    gray = photo("rocket", (h, w)).mean(axis=2).astype(np.uint8)
+    images = {"photo": photo("chelsea", (h, w)), "random": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+              "gray2d": gray}  # fmt: skip
+    for label, img in images.items():
+        seed = 31 * case + severity
+        rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img  # the oracle replicates (H, W)
+        params = _replay_params(name, rgb, severity, seed)
+        expected = _oracle(name, img, severity, seed, monkeypatch)
+        got = _floor_uint8(augrobust.corrupt(_chw(rgb) / 255.0, name, severity, params=params))
+        assert np.array_equal(got, expected), f"{name} {label} {h}x{w} s{severity}: {np.count_nonzero(got != expected)}"

@@ -369,3 +369,21 @@ def test_frost_dir_keyword_with_a_missing_file_names_it(tmp_path):
 
     with pytest.raises(augrobust.AugrobustValueError, match="frost1.png' does not exist"):
         augrobust.corrupt(torch.rand(3, 32, 32), "frost", 1, frost_dir=tmp_path)
+
+
+# Tall, wide, odd and 2-D grayscale shapes (issue 9), one severity per shape, under the oracle's own draws.
+SHAPE_CASES = (((181, 64), 1), ((41, 150), 2), ((45, 71), 3), ((97, 37), 4), ((53, 40), 5))
+
+
+@pytest.mark.parametrize("name", WEATHER)
+@pytest.mark.parametrize("case", range(len(SHAPE_CASES)))
+def test_matches_oracle_at_every_kind_of_shape(name: str, case: int) -> None:
+    (h, w), severity = SHAPE_CASES[case]
+    gray = photo("chelsea", (h, w)).mean(axis=2).astype(np.uint8)
+    rand = np.random.default_rng(case).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    for label, img in (("photo", photo("rocket", (h, w))), ("random", rand), ("gray2d", gray)):
+        rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img  # the oracle replicates (H, W)
+        seed = 17 * case + severity
+        expected = oracle_corrupt(img, name, severity, seed=seed).astype(np.int64)
+        y64 = augrobust.corrupt(to_chw(rgb), name, severity, params=replay_params(name, seed, (h, w)))
+        np.testing.assert_array_equal(to_uint8(y64), expected, err_msg=f"{name} s{severity} {label} {h}x{w}")

@@ -114,7 +114,8 @@ def apply_corruption(
         return (rgb * luma).sum(dim=1, keepdim=True).clamp_(0.0, 1.0)
     # RGBA: corrupt the colour, keep the alpha channel as it is.
     rgb = spec.apply(x[:, :3], severity, params, preset=preset, reference=reference, **extra)
-    return torch.cat([rgb, x[:, 3:]], dim=1)
+    alpha = x[:, 3:] if spec.differentiable else x[:, 3:].detach()  # no graph through alpha alone
+    return torch.cat([rgb, alpha], dim=1)
 
 
 def corrupt(

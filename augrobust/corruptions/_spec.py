@@ -62,6 +62,11 @@ class CorruptionSpec:
         min_size: smallest height and width the kernel supports.
         options: extra keyword arguments the sampler and kernel accept (e.g. frost's ``frost_dir``); the
             framework passes each one only to the corruptions that declare it.
+        differentiable: ``True`` if ``apply`` is differentiable w.r.t. ``x`` with the params held fixed
+            (``torch.autograd.gradcheck`` passes in float64). ``False`` where the reference's maths is
+            piecewise constant in ``x`` (Poisson sampling, uint8 quantisation, a codec): the kernel still
+            runs on an input that requires grad and returns a tensor without a graph
+            (``requires_grad=False``), so a backward pass fails loudly instead of giving zero gradients.
     """
 
     name: str
@@ -70,6 +75,7 @@ class CorruptionSpec:
     per_channel: bool = False
     min_size: int = 8
     options: tuple[str, ...] = ()
+    differentiable: bool = True
 
     def options_for(self, options: dict[str, object] | None) -> dict[str, object]:
         """The subset of ``options`` this corruption declares (``None`` values dropped)."""

@@ -11,6 +11,7 @@ import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.functional.color import adjust_hsv
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "brightness"]
 
@@ -23,6 +24,7 @@ TABLES = {
 }
 
 
+@autocast_exempt
 def brightness(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "contrast"]
 
@@ -22,6 +23,7 @@ TABLES = {
 }
 
 
+@autocast_exempt
 def contrast(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

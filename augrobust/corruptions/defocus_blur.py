@@ -8,10 +8,12 @@ Reference: ``imagecorruptions.corruptions.defocus_blur`` (identical in ``hendryc
 * each channel of ``x / 255`` (float64) is ``cv2.filter2D``-ed with it (correlation,
   ``BORDER_REFLECT_101``; OpenCV does this by DFT for kernels this large) and clipped.
 
-Here the kernels are built once per preset in NumPy (the anti-alias blur in float64 from the float32
-disk, rounded to float32 once; OpenCV's float32 SIMD passes round in between, so a few taps differ by
-at most ~2e-9, one float32 ulp) and applied by FFT on a reflect-101 padded image, which is fast on CPU
-and GPU (a 21x21 depthwise ``conv2d`` is not). Deterministic; any channel count.
+Here the kernels are built once per preset with OpenCV's own ``GaussianBlur`` (bit-identical taps; without
+OpenCV, in NumPy float64 rounded to float32 once, a few taps one float32 ulp, ~2e-9, off: enough to move
+a value that sits within ~1e-5 grey levels of an integer across it) and applied by FFT on a reflect-101
+padded image, which is fast on CPU and GPU (a 21x21 depthwise ``conv2d`` is not). The FFT rounds
+differently from OpenCV's DFT (~1e-13 grey levels), so the floored uint8 result can differ by one level
+where the reference's value is that close to an integer. Deterministic; any channel count.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "defocus_blur", "defocus_kernel", "filter2d_reflect101"]
 
@@ -66,6 +69,15 @@ def defocus_kernel(radius: float, alias_blur: float) -> torch.Tensor:
     xx, yy = np.meshgrid(grid, grid)
     disk = np.array(xx**2 + yy**2 <= radius**2, dtype=np.float32)
     disk /= np.sum(disk)
+    try:  # OpenCV (a runtime dependency) gives the reference's own float32 taps, bit for bit
+        import cv2
+
+        blurred = cv2.GaussianBlur(disk, (ksize, ksize), sigmaX=alias_blur, borderType=cv2.BORDER_REFLECT_101)
+        return torch.from_numpy(blurred.astype(np.float64))
+    except ImportError:  # pragma: no cover - depends on the environment
+        pass
+    # Without OpenCV: the same blur in float64, rounded to float32 once (OpenCV's float32 passes round in
+    # between, so a few taps differ by one float32 ulp, ~2e-9).
     g = _opencv_gaussian_1d(ksize, alias_blur).astype(np.float64)
     n, h = disk.shape[0], ksize // 2
     idx = _reflect101(np.arange(-h, n + h), n)
@@ -177,6 +189,7 @@ def filter2d_reflect101(
     return out
 
 
+@autocast_exempt
 def defocus_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

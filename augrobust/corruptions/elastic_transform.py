@@ -28,13 +28,13 @@ interpolant as SciPy's ``'reflect'``), in cache-sized chunks; values within ~1.5
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["HENDRYCKS_TABLES", "TABLES", "elastic_transform", "gaussian_reflect_matrix", "sample_elastic_fields"]
 
@@ -226,6 +226,7 @@ def _elastic_float32(
     return out
 
 
+@autocast_exempt
 def elastic_transform(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -25,6 +25,7 @@ import torch
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.errors import AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "HENDRYCKS_MAPSIZE", "fog", "fog_mapsize", "plasma_fractal", "sample_fog_uniforms"]
 
@@ -149,6 +150,7 @@ def plasma_fractal(uniforms: torch.Tensor, decay: torch.Tensor, mapsize: int) ->
     return grid / grid.amax(dim=(1, 2), keepdim=True)
 
 
+@autocast_exempt
 def fog(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

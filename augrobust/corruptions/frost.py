@@ -37,6 +37,7 @@ import torch
 from augrobust._tensor import unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.errors import AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
     "FROST_FILES",
@@ -325,6 +326,7 @@ def sample_frost_crops(
     return {"texture": texture, "top": corner[:, 0].contiguous(), "left": corner[:, 1].contiguous()}
 
 
+@autocast_exempt
 def frost(
     x: torch.Tensor,
     severity: torch.Tensor,

@@ -20,6 +20,7 @@ from augrobust.functional.filters import (
     gaussian_kernels,
     separable_filter_nearest,
 )
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "gaussian_blur"]
 
@@ -49,6 +50,7 @@ def _matrices(preset: str, n: int, dtype: torch.dtype, device: torch.device) -> 
     return _MATRICES[key]
 
 
+@autocast_exempt
 def gaussian_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "gaussian_noise", "sample_gaussian_noise_field"]
 
@@ -43,6 +44,7 @@ def sample_gaussian_noise_field(
     return {"noise": torch.randn(shape, generator=generator, device=device)}
 
 
+@autocast_exempt
 def gaussian_noise(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -37,6 +37,7 @@ import torch
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "glass_blur", "glass_shuffle", "glass_shuffle_index", "sample_glass_offsets"]
 
@@ -96,7 +97,9 @@ def sample_glass_offsets(
     return {"offsets": draws.remainder_(2 * d).sub_(d)}
 
 
-def glass_shuffle_index(offsets: torch.Tensor, delta: torch.Tensor, iterations: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def glass_shuffle_index(
+    offsets: torch.Tensor, delta: torch.Tensor, iterations: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
     """The source of every pixel after the shuffle loop, as a flat index into the batch.
 
     Args:
@@ -187,6 +190,7 @@ def glass_shuffle(
     return torch.cat(parts).contiguous()
 
 
+@autocast_exempt
 def glass_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:
@@ -195,14 +199,19 @@ def glass_blur(
     Structural parameters: the iteration count is vectorised over the table's maximum (identity passes
     for smaller severities) and ``d`` only masks the offset field, so severities mix without a sync.
 
+    Not differentiable: the reference quantises the first blur to uint8, so the result is piecewise
+    constant in ``x``. An input that requires grad is accepted and the result has no graph. Non-finite
+    values are quantised consistently: NaN and -inf to 0, +inf to 255 (uint8 cannot hold a NaN).
+
     Example:
         >>> import augrobust
         >>> x = torch.rand(2, 3, 32, 32)
         >>> augrobust.corrupt(x, "glass_blur", severity=torch.tensor([1, 5])).shape
         torch.Size([2, 3, 32, 32])
     """
+    x = x.detach()  # piecewise constant (see above): no graph rather than zero gradients
     kernels = _blur_kernels(preset).to(x.device)[severity.long() - 1]
-    quantised = separable_filter_nearest(x, kernels).mul_(255.0).floor_().clamp_(0.0, 255.0)
+    quantised = separable_filter_nearest(x, kernels).mul_(255.0).floor_().clamp_(0.0, 255.0).nan_to_num_(0.0)
     shuffled = glass_shuffle(
         quantised.to(torch.uint8),
         params["offsets"],
@@ -213,5 +222,7 @@ def glass_blur(
 
 
 SPEC = register(
-    CorruptionSpec(name="glass_blur", apply=glass_blur, sample_params=sample_glass_offsets, per_channel=True)
+    CorruptionSpec(
+        name="glass_blur", apply=glass_blur, sample_params=sample_glass_offsets, per_channel=True, differentiable=False
+    )
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "impulse_noise", "sample_impulse_uniforms"]
 
@@ -55,6 +56,7 @@ def sample_impulse_uniforms(
     return {"u": torch.rand(shape, generator=generator, device=device)}
 
 
+@autocast_exempt
 def impulse_noise(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:
@@ -77,8 +79,9 @@ def impulse_noise(
     if "u" in params:
         u = params["u"]
         amount = severity_table(TABLES, preset, severity, dtype=u.dtype).view(-1, 1, 1, 1)
-        # Two in-place fills of a copy: cheaper than building the replacement values and a where.
-        out = x.clone()
+        # Two in-place fills of a copy: cheaper than building the replacement values and a where. The copy
+        # is clipped as the reference clips its result (a no-op in [0, 1]; +-inf become 1 and 0, NaN stays).
+        out = x.clamp(0.0, 1.0)
         out.masked_fill_(u < amount, 0.0)
         return out.masked_fill_(u < amount * SALT_VS_PEPPER, 1.0)
     # Compare in the uniforms' dtype: float64 for a replayed scikit-image draw (exact).
@@ -86,7 +89,7 @@ def impulse_noise(
     amount = severity_table(TABLES, preset, severity, dtype=flip_uniform.dtype).view(-1, 1, 1, 1)
     flipped = flip_uniform <= amount
     salt = (params["salt_uniform"] <= SALT_VS_PEPPER).to(x.dtype)
-    return torch.where(flipped, salt, x)
+    return torch.where(flipped, salt, x.clamp(0.0, 1.0))
 
 
 SPEC = register(

@@ -65,4 +65,4 @@ def jpeg_compression(
     return jpeg_roundtrip_float(x, quality)
 
 
-SPEC = register(CorruptionSpec(name="jpeg_compression", apply=jpeg_compression))
+SPEC = register(CorruptionSpec(name="jpeg_compression", apply=jpeg_compression, differentiable=False))

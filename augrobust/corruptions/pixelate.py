@@ -7,7 +7,11 @@ Reference: ``imagecorruptions.corruptions.pixelate``: ``img.resize((int(W c), in
 
 Exactness: Pillow resamples 8-bit images in fixed point: per output pixel ``k = round(2**22 / n)`` for a
 window of ``n`` input pixels (BOX weights are 0 or 1, normalised), ``out = (2**21 + k * sum) >> 22``
-clipped to 0..255, horizontal pass first, rounding to uint8 between the passes. That equals
+clipped to 0..255, rounding to uint8 between the two passes. The pass order matters through that rounding:
+Pillow >= 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as the
+width (``H - h > 2 (W - w)``, python-pillow/Pillow#9549, e.g. tall images), the horizontal pass first
+otherwise; this kernel follows that rule (Pillow < 13 always ran the horizontal pass first, so the
+reference itself differs between Pillow versions on such shapes). Each pass equals
 ``floor(sum / n + 1/2 +- 1/(4n))`` (the sign says how ``k`` was rounded, which decides ties): an
 ``index_add`` of each window (Pillow's downscale windows partition the input; integer sums, exact), a
 multiply-add and a floor, exact in float32 and float64 (the margin ``1/(4n)`` dwarfs the rounding
@@ -28,6 +32,7 @@ import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "pillow_box_weights", "pillow_nearest_index", "pixelate"]
 
@@ -94,7 +99,8 @@ def _box_upsample_index(in_size: int, out_size: int) -> list[int]:
 def _axis_tables(in_size: int, small: int, upsample: str) -> tuple[torch.Tensor, ...]:
     """One axis at one downscaled size: window of each input pixel, ``1 / n``, bias, upsampling index.
 
-    The window sums are ``index_add`` over the owner index of each input pixel (exact: integers). Pillow's fixed point ``(2**21 + k s) >> 22`` with
+    The window sums are ``index_add`` over the owner index of each input pixel (exact: integers). Pillow's
+    fixed point ``(2**21 + k s) >> 22`` with
     ``k = round(2**22 / n)`` equals ``floor(s / n + 1/2)`` for an integer window sum ``s <= 255 n``
     (``n < 128``), except that a tie (``s / n + 1/2`` an integer) rounds down where ``k < 2**22 / n``.
     Both cases are ``floor(s / n + 1/2 +- 1/(4n))``, which keeps a margin of ``1/(4n)`` from every
@@ -130,6 +136,14 @@ def _axis_tables(in_size: int, small: int, upsample: str) -> tuple[torch.Tensor,
 _CHUNK_ELEMENTS = 1 << 18
 
 
+def _box_pass(pixels: torch.Tensor, owners: torch.Tensor, inverse: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """One Pillow BOX pass along dim 1 of ``pixels`` (integer values), rounded as Pillow's fixed point."""
+    sums = pixels.new_zeros(pixels.shape[0], inverse.shape[0] + 1, *pixels.shape[2:])
+    for owner in owners:  # integer sums: exact; the 2-D case is torch's fast path
+        sums.index_add_(1, owner, pixels)
+    return torch.addcmul(bias, sums[:, :-1], inverse).floor_()
+
+
 def _pixelate_group(
     x: torch.Tensor, out: torch.Tensor, h_tab: tuple[torch.Tensor, ...], w_tab: tuple[torch.Tensor, ...]
 ) -> None:
@@ -139,29 +153,36 @@ def _pixelate_group(
     owner_w, inv_w, bias_w, idx_w = (t.to(x.device, dtype if t.is_floating_point() else None) for t in w_tab)
     owner_h, inv_h, bias_h, idx_h = (t.to(x.device, dtype if t.is_floating_point() else None) for t in h_tab)
     inv_h, bias_h = inv_h.view(-1, 1), bias_h.view(-1, 1)
+    # Pillow >= 13 runs the vertical pass first when the height shrinks by more than twice as many pixels
+    # as the width (python-pillow/Pillow#9549); the rounding between the passes makes the order visible.
+    vertical_first = h - inv_h.shape[0] > 2 * (w - inv_w.shape[0])
     step = cache_chunk(x.device, _CHUNK_ELEMENTS, c * h * w)
     for start in range(0, b, step):
         chunk = x[start : start + step]
         k = chunk.shape[0]
         pixels = chunk.contiguous().to(dtype).mul(255.0).round_().clamp_(0.0, 255.0)
-        # Horizontal pass, then vertical (Pillow's order), each rounded to integers (see _axis_tables).
-        sums = pixels.new_zeros(k * c * h, inv_w.shape[0] + 1)
-        for owner in owner_w:
-            sums.index_add_(1, owner, pixels.view(k * c * h, w))  # uint8 values; 2-D is torch's fast path
-        small = torch.addcmul(bias_w, sums[:, :-1], inv_w).floor_().view(k * c, h, -1)
-        sums = small.new_zeros(k * c, inv_h.shape[0] + 1, small.shape[2])
-        for owner in owner_h:
-            sums.index_add_(1, owner, small)
-        small = torch.addcmul(bias_h, sums[:, :-1], inv_h).floor_().div_(255.0)
+        # Two box passes, each rounded to integers (see _axis_tables), in Pillow's order.
+        if vertical_first:
+            small = _box_pass(pixels.view(k * c, h, w), owner_h, inv_h, bias_h)
+            small = _box_pass(small.view(k * c * small.shape[1], w), owner_w, inv_w, bias_w)
+        else:
+            small = _box_pass(pixels.view(k * c * h, w), owner_w, inv_w, bias_w)
+            small = _box_pass(small.view(k * c, h, -1), owner_h, inv_h, bias_h)
+        small = small.view(k * c, inv_h.shape[0], inv_w.shape[0]).div_(255.0)
         # Upsampling picks one pixel per output position: two index selects, the last one into ``out``.
         rows = small.index_select(1, idx_h).view(k * c * h, -1)
         torch.index_select(rows, 1, idx_w, out=out[start : start + k].view(k * c * h, w))
 
 
+@autocast_exempt
 def pixelate(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:
     """Pixelate a ``(B, C, H, W)`` batch as Pillow's BOX down / NEAREST (or BOX) up resize does.
+
+    Not differentiable: Pillow works on uint8 and rounds after each pass, so the result is piecewise
+    constant in ``x``. An input that requires grad is accepted and the result has no graph. A NaN pixel
+    turns its whole block NaN; +-inf are clamped to 1 and 0.
 
     Example:
         >>> import torch
@@ -170,6 +191,7 @@ def pixelate(
         >>> (y[0, 0] * 255).round().int().tolist()
         [[3, 3, 5, 5], [3, 3, 5, 5], [11, 11, 13, 13], [11, 11, 13, 13]]
     """
+    x = x.detach()  # piecewise constant (see above): no graph rather than zero gradients
     b, c, h, w = x.shape
     factors = tuple(TABLES.get(preset, TABLES["imagenet"]))
     upsample = "box" if reference == "hendrycks" else "nearest"
@@ -195,4 +217,4 @@ def pixelate(
     return out.to(x.dtype)
 
 
-SPEC = register(CorruptionSpec(name="pixelate", apply=pixelate, per_channel=True))
+SPEC = register(CorruptionSpec(name="pixelate", apply=pixelate, per_channel=True, differentiable=False))

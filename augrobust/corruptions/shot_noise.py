@@ -40,6 +40,7 @@ import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "poisson_from_uniform", "sample_shot_noise_uniforms", "shot_noise"]
 
@@ -236,6 +237,7 @@ def sample_shot_noise_uniforms(
     return {"u": torch.rand(shape, generator=generator, device=device, dtype=torch.float64)}
 
 
+@autocast_exempt
 def shot_noise(
     x: torch.Tensor,
     severity: torch.Tensor,
@@ -249,6 +251,10 @@ def shot_noise(
 
     ``general`` forces (``True``) or forbids (``False``) the general path; by default it is taken when
     ``x * 255`` is not integral or ``x`` is not on the CPU. Both give the same output on integral inputs.
+
+    Not differentiable: a Poisson count is piecewise constant in its rate. An input that requires grad is
+    accepted and the result has no graph (``requires_grad=False``). A NaN pixel stays NaN; +-inf are
+    clamped to 1 and 0 like any out-of-range value.
 
     Example:
         >>> import torch
@@ -281,10 +287,16 @@ def shot_noise(
         rs = slice(r0, r0 + rows_per_block)
         for c0 in range(0, per_row, cols_per_block):
             cs = slice(c0, c0 + cols_per_block)
-            t = (flat_x[rs, cs] * LEVELS).clamp_(0.0, float(LEVELS))
+            t = (flat_x[rs, cs] * LEVELS).clamp_(0.0, float(LEVELS))  # +-inf clamp to the range ends
             u = flat_u[rs, cs]
-            # Without the check, ``general is None`` means an accelerator: the general path.
+            # Without the check, ``general is None`` means an accelerator: the general path. A NaN fails the
+            # check, so the fast path sees NaN only when forced (general=False).
             use_general = not torch.equal(t, t.round()) if check else general is not False
+            nan = None
+            if use_general or not check:
+                # A NaN level would index the tables out of range: draw for level 0, put the NaN back below.
+                nan = t.isnan()
+                t.masked_fill_(nan, 0.0)
             if use_general:
                 counts = _shot_counts_general(t, u, start[rs], width[rs], c[rs] / LEVELS, tables)
                 out[rs, cs] = (counts / c[rs]).clamp_(0.0, 1.0)
@@ -292,6 +304,8 @@ def shot_noise(
                 # Rounding is a no-op on integral levels (it only matters when general=False is forced).
                 pair = _alias_columns(t.round_(), u, start[rs], width[rs], tables["prob"])[0]
                 out[rs, cs] = values.take(pair)
+            if nan is not None:
+                out[rs, cs] = out[rs, cs].masked_fill(nan, math.nan)
     return out.view(x.shape)
 
 
@@ -333,5 +347,11 @@ def poisson_from_uniform(rate: torch.Tensor, u: torch.Tensor, *, step: float = 0
 
 
 SPEC = register(
-    CorruptionSpec(name="shot_noise", apply=shot_noise, sample_params=sample_shot_noise_uniforms, per_channel=True)
+    CorruptionSpec(
+        name="shot_noise",
+        apply=shot_noise,
+        sample_params=sample_shot_noise_uniforms,
+        per_channel=True,
+        differentiable=False,
+    )
 )

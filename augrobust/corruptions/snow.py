@@ -38,6 +38,7 @@ import torch
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.corruptions.motion_blur import motion_blur_kernels, motion_blur_taps
 from augrobust.errors import AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "sample_snow_params", "scipy_zoom_bilinear", "snow"]
 
@@ -174,6 +175,7 @@ def _whiten(x: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
     return blend32 * x32 + rest32 * bright
 
 
+@autocast_exempt
 def snow(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -35,6 +35,7 @@ from augrobust._tensor import unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.errors import AugrobustValueError
 from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "sample_spatter_noise", "spatter", "water_distance_map"]
 
@@ -166,6 +167,7 @@ def _mud(x: torch.Tensor, liquid: torch.Tensor, threshold: torch.Tensor, kernels
     return (kept + color * m.to(x.dtype)).clamp_(0.0, 1.0)
 
 
+@autocast_exempt
 def spatter(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch
 
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.corruptions.gaussian_noise import sample_gaussian_noise_field
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "sample_speckle_noise_field", "speckle_noise"]
 
@@ -27,6 +28,7 @@ TABLES = {
 sample_speckle_noise_field = sample_gaussian_noise_field
 
 
+@autocast_exempt
 def speckle_noise(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from augrobust.corruptions._spec import CorruptionSpec, register
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "clipped_zoom", "zoom_blur", "zoom_blur_factors"]
 
@@ -113,6 +114,7 @@ def _zoom_float32_into(x: torch.Tensor, zoom: float, centred: bool, buffers: dic
 
 def _zoom_blur_one_list(x: torch.Tensor, factors: tuple[float, ...], centred: bool) -> torch.Tensor:
     exact = x.dtype == torch.float64
+    graph = torch.is_grad_enabled() and x.requires_grad
     x32 = x.to(torch.float32)  # the reference's float32 image
     if not exact:
         # float32: everything channels_last (bilinear interpolate is ~2x faster so, and the sums run
@@ -129,6 +131,8 @@ def _zoom_blur_one_list(x: torch.Tensor, factors: tuple[float, ...], centred: bo
         elif exact:
             # float64: interpolate the float32 values in double like SciPy, round, then add in float32.
             acc += clipped_zoom(src64, z, centred=centred).to(torch.float32)
+        elif graph:  # autograd cannot record ``out=``: the same interpolation into a fresh tensor
+            acc += clipped_zoom(x32, z, centred=centred)
         else:
             acc += _zoom_float32_into(x32, z, centred, buffers)
     y = acc.add_(x32).div_(len(factors) + 1).clamp_(0.0, 1.0)  # x + sum == sum + x (one IEEE add)
@@ -137,6 +141,7 @@ def _zoom_blur_one_list(x: torch.Tensor, factors: tuple[float, ...], centred: bo
     return y.to(x.dtype).contiguous(memory_format=torch.contiguous_format)
 
 
+@autocast_exempt
 def zoom_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:

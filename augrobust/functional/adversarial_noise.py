@@ -28,6 +28,7 @@ from torch import nn
 
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.noise import Strength, calibrate_l2, parse_strength
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
     "NoiseGenerator",
@@ -247,6 +248,7 @@ def generator_directions(
     return _grouped_forward(latent, index.to(device=latent.device, dtype=torch.long), gens)
 
 
+@autocast_exempt
 def project_l2(x: torch.Tensor, direction: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
     """``clip(x + s * direction, 0, 1)`` with ``s`` per image such that ``||result - x||_2 = eps``.
 
@@ -323,6 +325,7 @@ def sample_adversarial_noise(
     return params
 
 
+@autocast_exempt
 def apply_adversarial_noise(
     x: torch.Tensor,
     params: dict[str, torch.Tensor],

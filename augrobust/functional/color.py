@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import torch
 
+from augrobust.functional.precision import autocast_exempt
+
 __all__ = ["adjust_hsv", "hsv_to_rgb", "rgb_to_hsv"]
 
 # Pixels per chunk: the ~20 live temporaries of this many elements stay within a 2 MiB L2 cache.
@@ -28,7 +30,8 @@ _CHUNK_PIXELS = 1 << 14
 
 def _indicator(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``1.0`` where ``a == b`` else ``0.0``, in ``a``'s dtype (bool masks and ``where`` are slow on CPU)."""
-    return torch.eq(a, b, out=torch.empty_like(a))
+    # A comparison has no gradient: on detached views the ``out=`` fast path also serves inputs that need one.
+    return torch.eq(a.detach(), b.detach(), out=torch.empty_like(a, requires_grad=False))
 
 
 def _rgb_to_hsv_planes(r: torch.Tensor, g: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -82,12 +85,18 @@ def _chunks(b: int, n: int, device: torch.device) -> list[tuple[slice, slice]]:
     return [(slice(j, j + step), slice(0, n)) for j in range(0, b, step)]
 
 
+def _needs_graph(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def _chunked(
     x: torch.Tensor, fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 ) -> torch.Tensor:
     """Apply ``fn`` to the three channel planes of a ``(B, 3, H, W)`` batch, chunk by chunk."""
     b, c, h, w = x.shape
     flat = x.reshape(b, c, h * w)
+    if _needs_graph(x):  # autograd cannot record ``out=``: one whole-batch chunk, same operations
+        return torch.stack(fn(flat[:, 0], flat[:, 1], flat[:, 2]), dim=1).view(b, c, h, w)
     out = torch.empty_like(flat)
     for bs, ps in _chunks(b, h * w, x.device):
         xc = flat[bs, :, ps]
@@ -95,6 +104,7 @@ def _chunked(
     return out.view(b, c, h, w)
 
 
+@autocast_exempt
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     """RGB ``(B, 3, H, W)`` in ``[0, 1]`` to HSV with all three channels in ``[0, 1]`` (scikit-image's).
 
@@ -108,6 +118,7 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
     return _chunked(x, _rgb_to_hsv_planes)
 
 
+@autocast_exempt
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     """HSV ``(B, 3, H, W)`` (all channels in ``[0, 1]``) to RGB, as scikit-image's ``hsv2rgb``.
 
@@ -121,6 +132,7 @@ def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return _chunked(x, _hsv_to_rgb_planes)
 
 
+@autocast_exempt
 def adjust_hsv(
     x: torch.Tensor,
     *,
@@ -148,8 +160,10 @@ def adjust_hsv(
     scale, shift, vshift = per_sample(saturation_scale), per_sample(saturation_shift), per_sample(value_shift)
     b, c, h, w = x.shape
     flat = x.reshape(b, c, h * w)
-    out = torch.empty_like(flat)
-    for bs, ps in _chunks(b, h * w, x.device):
+    graph = _needs_graph(x, scale, shift, vshift)
+    out = None if graph else torch.empty_like(flat)
+    # Autograd cannot record ``out=``: then one whole-batch chunk, the same operations.
+    for bs, ps in [(slice(0, b), slice(0, h * w))] if graph else _chunks(b, h * w, x.device):
         xc = flat[bs, :, ps]
         hue, sat, val = _rgb_to_hsv_planes(xc[:, 0], xc[:, 1], xc[:, 2])
         if scale is not None:
@@ -159,7 +173,10 @@ def adjust_hsv(
         sat = sat.clamp_(0.0, 1.0)
         if vshift is not None:
             val = (val + vshift[bs]).clamp_(0.0, 1.0)
-        torch.stack(_hsv_to_rgb_planes(hue, sat, val), dim=1, out=out[bs, :, ps])
+        if graph:
+            out = torch.stack(_hsv_to_rgb_planes(hue, sat, val), dim=1)
+        else:
+            torch.stack(_hsv_to_rgb_planes(hue, sat, val), dim=1, out=out[bs, :, ps])
     out = out.view(b, c, h, w)
     # V (1 - w S) with V, w, S in [0, 1] is already in [0, 1]: scikit-image's final clip is a no-op.
     return out

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
     "banded_nearest_matrices",
@@ -158,6 +159,7 @@ def banded_nearest_matrices(weights: torch.Tensor, n: int) -> torch.Tensor:
     return _banded_matrix(weights, n)
 
 
+@autocast_exempt
 def filter_with_banded_matrices(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """Apply per-sample banded matrices along H (``rows``, ``(B, H, H)``) then W (``cols``, ``(B, W, W)``).
 
@@ -192,6 +194,12 @@ def _correlate_direct(x: torch.Tensor, weights: torch.Tensor, dim: int) -> torch
     padded = x.index_select(dim, idx)
     shape = [x.shape[0]] + [1] * (x.ndim - 1)
     out = torch.mul(x, weights[:, radius].view(shape))
+    if torch.is_grad_enabled() and (x.requires_grad or weights.requires_grad):
+        # Autograd cannot record ``out=``: the same operations (same rounding), out of place.
+        for j in range(radius, 0, -1):
+            pair = padded.narrow(dim, radius - j, n) + padded.narrow(dim, radius + j, n)
+            out = out + pair * weights[:, radius - j].view(shape)
+        return out
     pair = torch.empty_like(out)
     for j in range(radius, 0, -1):  # outermost pair first, as SciPy does; separate mul and add
         torch.add(padded.narrow(dim, radius - j, n), padded.narrow(dim, radius + j, n), out=pair)
@@ -210,6 +218,7 @@ def _filter_direct(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+@autocast_exempt
 def separable_filter_nearest(x: torch.Tensor, weights: torch.Tensor, *, method: str = "auto") -> torch.Tensor:
     """Correlate each channel with ``weights`` along H, then along W, replicating edge pixels.
 
@@ -245,6 +254,7 @@ def separable_filter_nearest(x: torch.Tensor, weights: torch.Tensor, *, method: 
     raise AugrobustValueError(f"method must be 'auto', 'matmul' or 'direct', got {method!r}.")
 
 
+@autocast_exempt
 def gaussian_blur_nearest(
     x: torch.Tensor, sigma: torch.Tensor | float, *, truncate: float = 4.0, method: str = "auto"
 ) -> torch.Tensor:

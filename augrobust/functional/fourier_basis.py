@@ -41,6 +41,7 @@ import torch
 
 from augrobust._checks import check_probability
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
     "AFA_GRANULARITY",
@@ -268,6 +269,7 @@ def _check_params(x: torch.Tensor, params: dict[str, torch.Tensor]) -> None:
             )
 
 
+@autocast_exempt
 def apply_fourier_noise(
     x: torch.Tensor, params: dict[str, torch.Tensor], *, grid: str = "reference"
 ) -> torch.Tensor:
@@ -303,6 +305,7 @@ def apply_fourier_noise(
     return out
 
 
+@autocast_exempt
 def fourier_noise(
     x: torch.Tensor,
     *,

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import torch
 
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["apply_half_spectrum_filter", "frequency_mask", "half_spectrum_filter"]
 
@@ -78,6 +79,7 @@ def half_spectrum_filter(masks: torch.Tensor, *, dtype: torch.dtype = torch.floa
     return ((unshifted + mirrored) * 0.5)[..., : w // 2 + 1].contiguous()
 
 
+@autocast_exempt
 def apply_half_spectrum_filter(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
     """``irfft2(rfft2(x) * filters)`` per channel; ``filters`` from :func:`half_spectrum_filter`.
 
@@ -104,6 +106,7 @@ def apply_half_spectrum_filter(x: torch.Tensor, filters: torch.Tensor) -> torch.
     return out.to(x.dtype)
 
 
+@autocast_exempt
 def frequency_mask(
     x: torch.Tensor, masks: torch.Tensor, *, center: Sequence[float] | torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 
 from augrobust._checks import check_probability
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
     "GNT_SIGMAS",
@@ -219,6 +220,7 @@ def _gated(x: torch.Tensor, out: torch.Tensor, params: dict[str, torch.Tensor]) 
     return torch.where(apply.to(x.device).reshape(-1, *([1] * (x.ndim - 1))), out, x)
 
 
+@autocast_exempt
 def apply_gaussian_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
     """Add the drawn noise to a float batch ``x`` in ``[0, 1]`` and clip (sigma or L2 mode).
 
@@ -237,6 +239,7 @@ def apply_gaussian_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> to
     return _gated(x, out, params)
 
 
+@autocast_exempt
 def gaussian_noise(
     x: torch.Tensor, sigma: float | torch.Tensor = 0.5, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -253,6 +256,7 @@ def gaussian_noise(
     return (x + sig * noise).clamp_(0.0, 1.0)
 
 
+@autocast_exempt
 def gaussian_noise_l2(
     x: torch.Tensor, eps: float | torch.Tensor, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -304,9 +308,10 @@ class _PiecewiseNorm:
     and reusable mask buffers, so that an iteration allocates nothing image-sized.
     """
 
-    def __init__(self, columns: torch.Tensor, t_sat: torch.Tensor) -> None:
+    def __init__(self, columns: torch.Tensor, t_sat: torch.Tensor, *, reuse: bool = True) -> None:
         self.columns, self.t_sat = columns, t_sat
-        self._masks = torch.empty_like(columns)
+        # torch.compile cannot trace ``out=`` into the strided halves of a buffer: it builds fresh masks.
+        self._masks = torch.empty_like(columns) if reuse else None
 
     def split_sums(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """At ``t``: the slope ``A`` (sum of ``d^2`` over unsaturated coordinates) and the offset ``R`` (sum of
@@ -317,9 +322,13 @@ class _PiecewiseNorm:
         difference, so it keeps full relative precision when small.
         """
         # Comparisons write float masks directly; a nan t_i (d_i = r_i = 0) lands in neither, which is right.
-        torch.gt(self.t_sat, t, out=self._masks[:, 0])
-        torch.le(self.t_sat, t, out=self._masks[:, 1])
-        sums = torch.bmm(self._masks, self.columns.transpose(1, 2))
+        if self._masks is None:
+            masks = torch.stack((self.t_sat > t, self.t_sat <= t), dim=1).to(self.columns.dtype)
+        else:
+            masks = self._masks
+            torch.gt(self.t_sat, t, out=masks[:, 0])
+            torch.le(self.t_sat, t, out=masks[:, 1])
+        sums = torch.bmm(masks, self.columns.transpose(1, 2))
         return sums[:, 0, 0:1], sums[:, 1, 1:2]
 
     def newton(self, target: torch.Tensor, t: torch.Tensor, steps: int) -> tuple[torch.Tensor, ...]:
@@ -328,7 +337,7 @@ class _PiecewiseNorm:
         On the CPU it stops once no row moved by more than ``_STOP_CHANGE`` (relative): Newton's error then
         shrinks superlinearly, so the norm is within ~1e-9 of the target, far inside the 1e-4 promised.
         """
-        stop_early = t.device.type == "cpu"
+        stop_early = t.device.type == "cpu" and self._masks is not None  # not while torch.compile traces
         tiny = torch.finfo(t.dtype).tiny
         slope = offset = t
         for _ in range(steps):
@@ -341,6 +350,7 @@ class _PiecewiseNorm:
         return t, slope, offset
 
 
+@autocast_exempt
 def calibrate_l2(
     x: torch.Tensor, direction: torch.Tensor, eps: float | torch.Tensor
 ) -> L2Calibration:
@@ -379,18 +389,24 @@ def calibrate_l2(
     eps_t = torch.as_tensor(eps, dtype=work, device=x.device)
     eps_t = (eps_t.expand(batch) if eps_t.ndim == 0 else eps_t.to(work)).reshape(batch, 1)
 
+    # Under torch.compile: no ``out=`` into strided views and no host syncs (the accelerator schedule).
+    eager = not torch.compiler.is_compiling()
+    host = x.device.type == "cpu" and eager
     with torch.no_grad():
         target = eps_t.detach() ** 2
-        columns = torch.empty((batch, 2, xf.shape[1]), dtype=work, device=x.device)
-        d2, r2 = columns[:, 0], columns[:, 1]
-        torch.mul(df, df, out=d2)
         # Distance to the bound the direction points at: 1 - x where d > 0, x where d < 0 (0.5 + (0.5 - x)
         # * sign(d); where d = 0 the value is irrelevant, d^2 = 0). Plain arithmetic beats torch.where here.
         room = torch.addcmul(torch.full_like(xf[:1], 0.5), 0.5 - xf, torch.sign(df))
-        torch.mul(room, room, out=r2)
+        if eager:
+            columns = torch.empty((batch, 2, xf.shape[1]), dtype=work, device=x.device)
+            torch.mul(df, df, out=columns[:, 0])
+            torch.mul(room, room, out=columns[:, 1])
+        else:
+            columns = torch.stack((df * df, room * room), dim=1)
+        d2, r2 = columns[:, 0], columns[:, 1]
         del room
         t_sat = r2 / d2  # d == 0: inf (never saturates, adds 0) or nan (never counted, adds 0)
-        f = _PiecewiseNorm(columns, t_sat)
+        f = _PiecewiseNorm(columns, t_sat, reuse=eager)
         # Only coordinates the direction moves (finite t_sat) can add to the norm.
         _, reachable = f.split_sums(torch.full_like(target, torch.finfo(work).max))
         saturated = reachable < target
@@ -398,11 +414,11 @@ def calibrate_l2(
         stride = max(1, size // _SUBSAMPLE)
         t = torch.zeros_like(target)
         if stride > 1:
-            sub = _PiecewiseNorm(columns[:, :, ::stride].contiguous(), t_sat[:, ::stride].contiguous())
+            sub = _PiecewiseNorm(columns[:, :, ::stride].contiguous(), t_sat[:, ::stride].contiguous(), reuse=eager)
             t, _, _ = sub.newton(target * (sub.t_sat.shape[1] / size), t, _SUB_STEPS)
-        steps = _MAX_CPU_STEPS if x.device.type == "cpu" else _FULL_STEPS
+        steps = _MAX_CPU_STEPS if host else _FULL_STEPS
         t, slope, offset = f.newton(target, t, steps)
-        if x.device.type != "cpu" or bool(saturated.any()):  # only saturated rows need the largest t_i
+        if not host or bool(saturated.any()):  # only saturated rows need the largest t_i
             t_max = torch.nan_to_num(t_sat, nan=0.0, posinf=0.0).amax(1, keepdim=True)
         else:
             t_max = t
@@ -479,6 +495,7 @@ def sample_speckle_noise(
     )
 
 
+@autocast_exempt
 def apply_speckle_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
     """``clip(x + x * sigma * n, 0, 1)``: noise proportional to the intensity (ImageNet-C speckle).
 
@@ -492,6 +509,7 @@ def apply_speckle_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> tor
     return _gated(x, out, params)
 
 
+@autocast_exempt
 def speckle_noise(
     x: torch.Tensor, sigma: float | torch.Tensor = 0.35, *, generator: torch.Generator | None = None
 ) -> torch.Tensor:
