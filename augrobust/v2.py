@@ -74,15 +74,7 @@ class RobustTransformV2(v2.Transform):
         return x.reshape(-1, *x.shape[-3:]), lead
 
     def _draw(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        op = self.op
-        check_image(batch, name=f"{type(self).__name__} input", channels=op.channels, min_size=op.min_size)
-        device = batch.device
-        gen = op.generator_for(device)
-        op._draw_dtype = to_float(batch[:0]).dtype
-        params = op.sample_params(batch.shape, generator=gen, device=device)
-        if op.p < 1.0:
-            params["__apply"] = torch.rand((batch.shape[0],), generator=gen, device=device) < op.p
-        return params
+        return self.op.draw(batch)  # the kornia form's route: the same gate, the same stream
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         for inpt in flat_inputs:
@@ -99,12 +91,7 @@ class RobustTransformV2(v2.Transform):
         if draw is None:  # another image of a different shape in the same sample gets its own draw
             draw = self._draw(batch)
         check_image(batch, name=f"{type(self).__name__} input", channels=self.op.channels, min_size=self.op.min_size)
-        xf = to_float(batch)
-        gate = draw.get("__apply")
-        out = self.op.apply_params(xf, {k: v for k, v in draw.items() if k != "__apply"})
-        if gate is not None:
-            out = torch.where(gate.view(-1, 1, 1, 1), out, xf)
-        out = from_float(out, batch).reshape(*lead, *batch.shape[1:])
+        out = from_float(self.op.apply_drawn(to_float(batch), draw), batch).reshape(*lead, *batch.shape[1:])
         if isinstance(inpt, PIL.Image.Image):
             return TF.to_pil_image(out)
         if isinstance(inpt, tv_tensors.TVTensor):

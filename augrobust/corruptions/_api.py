@@ -47,13 +47,6 @@ def check_severity(severity: object, batch: int, device: torch.device) -> torch.
     )
 
 
-def _working_shape(spec: CorruptionSpec, shape: torch.Size) -> tuple[int, int, int, int]:
-    b, c, h, w = shape
-    if c == 1 and spec.per_channel:
-        return (b, 1, h, w)
-    return (b, 3, h, w)
-
-
 def sample_corruption_params(
     name: str,
     shape: tuple[int, ...] | torch.Size,
@@ -76,12 +69,10 @@ def sample_corruption_params(
         shape = torch.Size((1, *shape))
     device = torch.device("cpu") if device is None else torch.device(device)
     sev = check_severity(severity, shape[0], device)
-    if spec.sample_params is None:
-        return {}
-    return spec.sample_params(
-        _working_shape(spec, shape), sev, preset=preset, reference=reference, generator=generator, device=device,
-        **spec.options_for({"frost_dir": frost_dir}),
-    )  # fmt: skip
+    options = {"frost_dir": None if frost_dir is None else str(frost_dir)}
+    return spec.sample(
+        shape, sev, preset=preset, reference=reference, generator=generator, device=device, options=options
+    )
 
 
 def apply_corruption(
@@ -163,12 +154,9 @@ def corrupt(
     xf = to_float(x)
     options = {"frost_dir": frost_dir}
     if params is None:
-        params = {}
-        if spec.sample_params is not None:
-            params = spec.sample_params(
-                _working_shape(spec, xf.shape), sev, preset=preset, reference=reference,
-                generator=generator, device=xf.device, **spec.options_for(options),
-            )  # fmt: skip
+        params = spec.sample(
+            xf.shape, sev, preset=preset, reference=reference, generator=generator, device=xf.device, options=options
+        )
     out = apply_corruption(spec, xf, sev, params, preset=preset, reference=reference, options=options)
     out = from_float(out, x)
     return out[0] if image.ndim == 3 else out

@@ -73,7 +73,7 @@ class GaussianNoise(RobustAugmentation):
     ) -> dict[str, torch.Tensor]:
         return sample_gaussian_noise(
             shape, self.sigma if self.sigma is not None else 0.0, eps=self.eps, same_on_batch=self.same_on_batch,
-            generator=generator, device=device, dtype=self._draw_dtype,
+            generator=generator, device=device,
         )  # fmt: skip
 
     def apply_params(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
