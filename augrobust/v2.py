@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import PIL.Image
@@ -138,6 +139,42 @@ AdversarialNoise = v2_form(_kornia_forms.AdversarialNoise)
 Corruption = v2_form(_kornia_forms.Corruption)
 DFMX = _kornia_forms.dfmx.dfmx_v2_form(v2_form(_kornia_forms.DFMX))  # label-aware: takes the label from the sample
 FourierNoise = v2_form(_kornia_forms.FourierNoise)
-GaussianNoise = v2_form(_kornia_forms.GaussianNoise)
 RandomCorruption = v2_form(_kornia_forms.RandomCorruption)
 SpeckleNoise = v2_form(_kornia_forms.SpeckleNoise)
+
+
+class GaussianNoise(v2_form(_kornia_forms.GaussianNoise)):  # type: ignore[misc]
+    """torchvision v2 form of :class:`augrobust.GaussianNoise`, with torchvision's ``v2.GaussianNoise`` signature.
+
+    The name is torchvision's, so the leading arguments have torchvision's meaning and defaults: ``mean=0.0``,
+    ``sigma=0.1``, ``clip=True`` (``x + N(mean, sigma^2)``, clipped to ``[0, 1]``), and a pipeline written for
+    ``torchvision.transforms.v2.GaussianNoise`` behaves the same with this class. augrobust's extras are
+    keyword-only: ``sigma`` may also be a list or a ``(min, max)`` range drawn per image (GNT-mult), ``eps=``
+    selects the L2-budget mode (then ``sigma``, ``mean`` and ``clip`` stay at their defaults), and ``p``,
+    ``same_on_batch``, ``keepdim``, ``seed`` are as in the kornia form. Unlike torchvision, ``uint8`` input is
+    accepted (computed in float32, floored back).
+
+    Example:
+        >>> import torch, augrobust
+        >>> aug = augrobust.v2.GaussianNoise(0.0, 0.2, seed=0)  # torchvision's (mean, sigma)
+        >>> aug.op.sigma.values, aug.op.mean, aug.op.clip
+        ((0.2,), 0.0, True)
+    """
+
+    def __init__(
+        self,
+        mean: float = 0.0,
+        sigma: float | Sequence[float] = 0.1,
+        clip: bool = True,
+        *,
+        eps: float | Sequence[float] | None = None,
+        p: float = 1.0,
+        same_on_batch: bool = False,
+        keepdim: bool = True,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        RobustTransformV2.__init__(
+            self, None if eps is not None and sigma == 0.1 else sigma, eps=eps, mean=mean, clip=clip, p=p,
+            same_on_batch=same_on_batch, keepdim=keepdim, seed=seed, **kwargs,
+        )  # fmt: skip

@@ -159,7 +159,24 @@ def test_v2_form_documents_its_own_arguments(entry):
     import inspect
 
     v2_class = type(entry.v2())
+    if v2_class is augrobust.v2.GaussianNoise:  # torchvision's name: torchvision's leading arguments, see below
+        return
     assert inspect.signature(v2_class.__init__) == inspect.signature(entry.cls.__init__)
+
+
+def test_v2_gaussian_noise_takes_torchvisions_arguments_with_their_meaning():
+    """augrobust.v2.GaussianNoise shares torchvision's name, so it takes (mean, sigma, clip) as torchvision does."""
+    import inspect
+
+    ours = list(inspect.signature(augrobust.v2.GaussianNoise.__init__).parameters.values())[1:4]
+    theirs = list(inspect.signature(v2.GaussianNoise.__init__).parameters.values())[1:4]
+    assert [(p.name, p.default, p.kind) for p in ours] == [(p.name, p.default, p.kind) for p in theirs]
+    x = image_batch(2)
+    for args, kwargs in [((), {}), ((0.05, 0.2, True), {}), ((), {"mean": -0.1, "sigma": 0.3, "clip": False})]:
+        torch.manual_seed(0)
+        expected = v2.GaussianNoise(*args, **kwargs)(x)
+        torch.manual_seed(0)
+        torch.testing.assert_close(augrobust.v2.GaussianNoise(*args, **kwargs)(x), expected, rtol=0, atol=1e-6)
 
 
 class _SameImage(Dataset):
