@@ -96,6 +96,22 @@ class RobustAugmentation(IntensityAugmentationBase2D, SeededRandomness):
             if value.shape[0] != batch:
                 raise AugrobustValueError(_mismatch(type(self).__name__, key, value.shape[0], batch))
 
+    def _rows(self, params: dict[str, torch.Tensor]) -> int | None:
+        """The batch size the per-sample params were drawn for (``None`` if there is no per-sample tensor)."""
+        for value in params.values():
+            if isinstance(value, torch.Tensor) and value.ndim:
+                return int(value.shape[0])
+        return None
+
+    def narrow_params(self, params: dict[str, torch.Tensor], keep: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The params of the samples where the ``(B,)`` bool ``keep`` is set (per-sample rows selected)."""
+        batch = keep.shape[0]
+        keep = keep.to(torch.bool)
+        return {
+            k: v[keep.to(v.device)] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == batch else v
+            for k, v in params.items()
+        }
+
     def select_params(self, params: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
         """The parameters of sample ``index`` alone, as for a batch of one (for per-sample replay)."""
         gate = params[GATE_KEY] > 0.5 if GATE_KEY in params else None
@@ -213,8 +229,14 @@ class RobustAugmentation(IntensityAugmentationBase2D, SeededRandomness):
         flags: dict[str, Any],
         transform: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        # kornia blends by the gate itself (and kornia 0.8 passes only the gated rows here).
+        # kornia blends by the gate itself. kornia 0.8 passes only the gated rows here: full-batch params
+        # (from draw(), or replayed from kornia >= 0.9) are narrowed to those rows.
         work = {k: v for k, v in params.items() if k not in _METADATA}
+        gate = params.get(GATE_KEY)
+        if isinstance(gate, torch.Tensor) and gate.ndim and gate.shape[0] != input.shape[0]:
+            keep = gate > 0.5
+            if int(keep.sum()) == input.shape[0] and self._rows(work) == gate.shape[0]:
+                work = self.narrow_params(work, keep)
         self.check_params(work, input.shape[0])
         return self.apply_params(input, work)
 

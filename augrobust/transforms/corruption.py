@@ -231,6 +231,19 @@ class RandomCorruption(RobustAugmentation):
                 raise AugrobustValueError(f"params must contain {key!r}; got keys {sorted(params)}.")
         super().check_params({k: params[k] for k in ("corruption", "severity")}, batch)
 
+    def _rows(self, params: dict[str, torch.Tensor]) -> int | None:
+        return int(params["corruption"].shape[0]) if "corruption" in params else None
+
+    def narrow_params(self, params: dict[str, torch.Tensor], keep: torch.Tensor) -> dict[str, torch.Tensor]:
+        keep = keep.to(device=params["corruption"].device, dtype=torch.bool)
+        choice = params["corruption"]
+        out = {"corruption": choice[keep], "severity": params["severity"][keep]}
+        for k, spec in enumerate(self.specs):
+            prefix = f"{spec.name}/"
+            in_group = keep[choice == k]  # which rows of this corruption's group are kept
+            out.update({key: v[in_group.to(v.device)] for key, v in params.items() if key.startswith(prefix)})
+        return out
+
     def select_params(self, params: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
         out = {k: params[k][index : index + 1] for k in ("corruption", "severity", GATE_KEY) if k in params}
         for key in ("forward_input_shape", "video_batch_size"):
