@@ -1,6 +1,6 @@
 """torchvision ``transforms.v2`` forms of the augrobust transforms.
 
-``augrobust.v2.GaussianNoise`` behaves like ``augrobust.GaussianNoise`` but plugs into ``v2.Compose`` and
+``augrobust.v2.SpeckleNoise`` behaves like ``augrobust.SpeckleNoise`` but plugs into ``v2.Compose`` and
 per-sample ``Dataset`` pipelines: it takes any sample structure (``(image, label)``, dicts, ...), transforms
 images and videos (``tv_tensors.Image``, ``tv_tensors.Video``, plain tensors by torchvision's pure-tensor rule,
 PIL images) and passes masks, boxes, key points and labels through untouched. The input's type, rank and
@@ -8,8 +8,14 @@ dtype are kept: ``uint8`` stays ``uint8`` (computed in float32, floored back), P
 
 Randomness: parameters are drawn once per call (torchvision's rule) for the first image of the sample,
 with one row per image of a batched tensor, so a ``(B, C, H, W)`` tensor still gets a different draw per
-image. In ``DataLoader`` workers use ``seed=None`` (torch's global RNG, which the workers seed apart) or an
-int seed (each worker folds its id in).
+image. The draw goes through the kornia form's :meth:`~augrobust.RobustAugmentation.draw` (the gate
+``"batch_prob"`` first, then the parameters, from the same stream), so a seeded v2 form transforms a batch
+exactly as the kornia form with the same seed does, ``same_on_batch`` (the coin included) too. In
+``DataLoader`` workers ``seed=None`` uses torch's global RNG (the workers seed it apart) and an int seed
+gives a stream that depends on the seed, the worker and the epoch (see :mod:`augrobust._random`).
+
+Names: every class has the kornia form's name and arguments, except ``GaussianNoise``, whose name is also
+torchvision's: it takes torchvision's ``(mean, sigma, clip)`` with torchvision's meaning and defaults.
 
 Example:
     >>> import torch, augrobust

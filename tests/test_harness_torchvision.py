@@ -62,10 +62,19 @@ def test_batched_kernel_equals_per_sample_kernel_with_the_draw_replayed(entry):
         torch.testing.assert_close(single, batched[i : i + 1], rtol=0, atol=1e-6)
 
 
-def test_empty_batch(entry):
-    x = images(0)
+@pytest.mark.parametrize("lead", [(0,), (5, 0), (0, 5), (2, 1)])
+def test_empty_and_multi_dimensional_batches(entry, lead):
+    x = torch.rand(*lead, 3, SIZE, SIZE)
     y = entry.v2(seed=0)(x)
     assert y.shape == x.shape and y.dtype == x.dtype
+
+
+def test_a_repeated_image_with_a_shared_draw_equals_the_repeated_output(entry):
+    """check_kernel's batched-vs-unbatched: kernel(x.repeat(n)) == kernel(x).repeat(n), here with one shared draw."""
+    x = images(1)
+    single = entry.v2(seed=3, same_on_batch=True, p=1.0)(x)
+    repeated = entry.v2(seed=3, same_on_batch=True, p=1.0)(x.repeat(2, 1, 1, 1))
+    torch.testing.assert_close(repeated, single.repeat(2, 1, 1, 1), rtol=0, atol=1e-6)
 
 
 def test_tv_tensors_keep_their_type_and_the_others_pass_through(entry):
