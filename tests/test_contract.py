@@ -221,3 +221,16 @@ def test_registry_covers_every_transform_class_and_corruption():
             assert obj in classes, f"{name} has no registry entry"
     for name in augrobust.corruptions.registered_names():
         assert f"Corruption[{name}]" in REGISTRY
+
+
+def test_gaussian_noise_mean_and_clip_and_their_refusal_in_l2_mode():
+    x = image_batch(2, torch.float64)
+    aug = augrobust.GaussianNoise(sigma=0.2, mean=0.1, clip=False, seed=0)
+    y = aug(x)
+    noise = aug._params["noise"].double()
+    torch.testing.assert_close(y, x + 0.2 * noise + 0.1, rtol=0, atol=1e-12)
+    assert y.max() > 1 and y.min() < 0  # unclipped, as asked
+    with pytest.raises(augrobust.AugrobustValueError, match="neither mean nor clip=False"):
+        augrobust.GaussianNoise(eps=3.0, mean=0.1)
+    with pytest.raises(augrobust.AugrobustValueError, match="neither mean nor clip=False"):
+        augrobust.v2.GaussianNoise(eps=3.0, clip=False)
