@@ -132,6 +132,14 @@ def test_video_sequential(entry, same_on_frame):
     assert torch.equal(video(clip, params=video._params), out)
 
 
+def test_video_sequential_same_on_frame_and_same_on_batch(entry):
+    """kornia draws one sample's parameters and tiles them over every frame of every clip."""
+    clip = images(1).unsqueeze(2).expand(2, -1, 3, -1, -1).contiguous()  # two identical clips of identical frames
+    aug = entry.build(seed=0, p=1.0, same_on_batch=True)
+    out = K.VideoSequential(aug, data_format="BCTHW", same_on_frame=True)(clip)
+    assert (out == out[:1, :, :1]).all() and not torch.equal(out, clip)
+
+
 @pytest.mark.parametrize("form", ["kornia", "v2"])
 def test_autocast_cpu_bfloat16_returns_the_input_dtype(entry, form):
     build = entry.build if form == "kornia" else entry.v2

@@ -90,6 +90,13 @@ def apply_corruption(
     Half-precision batches are corrupted in float32 (the reference computes in float64/float32; several
     building blocks, e.g. the CPU FFT, have no half kernels) and cast back.
     """
+    for key, value in params.items():  # every field has one row per image (the spec's contract)
+        if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] != x.shape[0]:
+            raise AugrobustValueError(
+                f"{spec.name}: params[{key!r}] has {value.shape[0]} rows but the batch has {x.shape[0]} images; "
+                "replayed params must be drawn for a batch of the same size (sample_corruption_params(name, "
+                "image.shape, ...))."
+            )
     if x.shape[0] == 0:  # nothing to corrupt; some building blocks (MKL FFT) reject empty batches
         return x.clone()
     if x.dtype in (torch.float16, torch.bfloat16):
