@@ -174,4 +174,6 @@ def test_gradcheck_with_the_draw_fixed(entry):
         y = aug.apply_drawn(x, params)
         assert y.shape == x.shape and torch.isfinite(y).all()
         return
+    # gradcheck skips outputs that do not require grad, so a graph dropped silently must be caught first.
+    assert aug.apply_drawn(x, params).requires_grad, "the output dropped the autograd graph"
     torch.autograd.gradcheck(lambda t: aug.apply_drawn(t, params), (x,), fast_mode=True, atol=1e-5, rtol=1e-3)
