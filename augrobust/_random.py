@@ -2,20 +2,26 @@
 
 Transforms take ``seed=None`` (use torch's global RNG, which DataLoader workers already seed apart) or an
 integer seed. A seeded transform owns one generator per device, created lazily on first use, so that it
-pickles cleanly into DataLoader workers; inside a worker the worker id is folded into the seed, so workers
-draw different but reproducible streams.
+pickles cleanly into DataLoader workers.
+
+Inside a DataLoader worker the stream depends on (the seed, the worker's id, the loader's per-epoch base
+seed, ``get_worker_info().seed``): workers draw apart, every epoch of ordinary (non-persistent) workers draws
+anew, and the whole run is reproducible from the main process's ``torch.manual_seed`` (the loader draws its
+base seed from it). The generators are keyed by that worker context, so a generator created in the main
+process (the transform was used before the loader started) and copied into a forked worker is never reused
+there.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import torch
 
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
-# A large odd constant keeps worker streams far apart in seed space.
-_WORKER_STRIDE = 0x9E3779B1
+__all__ = ["SeededRandomness", "check_generator", "check_seed", "worker_context", "worker_seed"]
 
 
 def check_seed(seed: object) -> int | None:
@@ -28,12 +34,32 @@ def check_seed(seed: object) -> int | None:
     return seed
 
 
-def worker_seed(seed: int) -> int:
-    """Fold the DataLoader worker id (if any) into ``seed``."""
+def worker_context() -> tuple[int, int] | None:
+    """``(worker id, the worker's seed)`` inside a DataLoader worker, ``None`` in the main process.
+
+    The worker's seed is the loader's base seed (drawn from the main process's RNG, anew every epoch for
+    non-persistent workers) plus the worker id.
+    """
     info = torch.utils.data.get_worker_info()
-    if info is None:
+    return None if info is None else (int(info.id), int(info.seed))
+
+
+def worker_seed(seed: int, context: tuple[int, int] | None = None) -> int:
+    """The seed of a transform's stream in ``context`` (default: the current one; ``seed`` itself outside workers).
+
+    Example:
+        >>> worker_seed(7)
+        7
+        >>> worker_seed(7, (0, 1234)) != worker_seed(7, (1, 1235)) != worker_seed(7, (0, 99))
+        True
+    """
+    if context is None:
+        context = worker_context()
+    if context is None:
         return seed
-    return (seed + _WORKER_STRIDE * (info.id + 1)) % (2**63 - 1)
+    # A hash, not a sum: (seed, id, base seed) triples that add up alike must not share a stream.
+    digest = hashlib.blake2b(f"{seed}:{context[0]}:{context[1]}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 class SeededRandomness:
@@ -43,17 +69,24 @@ class SeededRandomness:
 
     def _init_randomness(self, seed: int | None) -> None:
         self.seed = check_seed(seed)
-        self._generators: dict[str, torch.Generator] = {}
+        self._generators: dict[tuple[str, tuple[int, int] | None], torch.Generator] = {}
 
     def generator_for(self, device: torch.device | str) -> torch.Generator | None:
-        """The generator to draw with on ``device``: ``None`` means torch's global RNG."""
+        """The generator to draw with on ``device``: ``None`` means torch's global RNG.
+
+        Keyed by device and worker context: a new worker (a new epoch of non-persistent workers, or a forked
+        copy of a transform already used in the main process) starts its own stream.
+        """
         if self.seed is None:
             return None
-        key = str(torch.device(device))
+        context = worker_context()
+        key = (str(torch.device(device)), context)
         gen = self._generators.get(key)
         if gen is None:
+            # Drop the streams of other contexts (a forked parent's): they are never drawn from here again.
+            self._generators = {k: g for k, g in self._generators.items() if k[1] == context}
             gen = torch.Generator(device=device)
-            gen.manual_seed(worker_seed(self.seed))
+            gen.manual_seed(worker_seed(self.seed, context))
             self._generators[key] = gen
         return gen
 

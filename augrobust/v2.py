@@ -1,6 +1,6 @@
 """torchvision ``transforms.v2`` forms of the augrobust transforms.
 
-``augrobust.v2.GaussianNoise`` behaves like ``augrobust.GaussianNoise`` but plugs into ``v2.Compose`` and
+``augrobust.v2.SpeckleNoise`` behaves like ``augrobust.SpeckleNoise`` but plugs into ``v2.Compose`` and
 per-sample ``Dataset`` pipelines: it takes any sample structure (``(image, label)``, dicts, ...), transforms
 images and videos (``tv_tensors.Image``, ``tv_tensors.Video``, plain tensors by torchvision's pure-tensor rule,
 PIL images) and passes masks, boxes, key points and labels through untouched. The input's type, rank and
@@ -8,8 +8,14 @@ dtype are kept: ``uint8`` stays ``uint8`` (computed in float32, floored back), P
 
 Randomness: parameters are drawn once per call (torchvision's rule) for the first image of the sample,
 with one row per image of a batched tensor, so a ``(B, C, H, W)`` tensor still gets a different draw per
-image. In ``DataLoader`` workers use ``seed=None`` (torch's global RNG, which the workers seed apart) or an
-int seed (each worker folds its id in).
+image. The draw goes through the kornia form's :meth:`~augrobust.RobustAugmentation.draw` (the gate
+``"batch_prob"`` first, then the parameters, from the same stream), so a seeded v2 form transforms a batch
+exactly as the kornia form with the same seed does, ``same_on_batch`` (the coin included) too. In
+``DataLoader`` workers ``seed=None`` uses torch's global RNG (the workers seed it apart) and an int seed
+gives a stream that depends on the seed, the worker and the epoch (see :mod:`augrobust._random`).
+
+Names: every class has the kornia form's name and arguments, except ``GaussianNoise``, whose name is also
+torchvision's: it takes torchvision's ``(mean, sigma, clip)`` with torchvision's meaning and defaults.
 
 Example:
     >>> import torch, augrobust
@@ -25,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 import PIL.Image
@@ -33,8 +40,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from augrobust._tensor import check_image, from_float, to_float
 from augrobust import transforms as _kornia_forms
+from augrobust._tensor import check_image, from_float, to_float
 from augrobust.transforms.base import RobustAugmentation
 
 __all__ = [
@@ -74,15 +81,7 @@ class RobustTransformV2(v2.Transform):
         return x.reshape(-1, *x.shape[-3:]), lead
 
     def _draw(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        op = self.op
-        check_image(batch, name=f"{type(self).__name__} input", channels=op.channels, min_size=op.min_size)
-        device = batch.device
-        gen = op.generator_for(device)
-        op._draw_dtype = to_float(batch[:0]).dtype
-        params = op.sample_params(batch.shape, generator=gen, device=device)
-        if op.p < 1.0:
-            params["__apply"] = torch.rand((batch.shape[0],), generator=gen, device=device) < op.p
-        return params
+        return self.op.draw(batch)  # the kornia form's route: the same gate, the same stream
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         for inpt in flat_inputs:
@@ -99,12 +98,7 @@ class RobustTransformV2(v2.Transform):
         if draw is None:  # another image of a different shape in the same sample gets its own draw
             draw = self._draw(batch)
         check_image(batch, name=f"{type(self).__name__} input", channels=self.op.channels, min_size=self.op.min_size)
-        xf = to_float(batch)
-        gate = draw.get("__apply")
-        out = self.op.apply_params(xf, {k: v for k, v in draw.items() if k != "__apply"})
-        if gate is not None:
-            out = torch.where(gate.view(-1, 1, 1, 1), out, xf)
-        out = from_float(out, batch).reshape(*lead, *batch.shape[1:])
+        out = from_float(self.op.apply_drawn(to_float(batch), draw), batch).reshape(*lead, *batch.shape[1:])
         if isinstance(inpt, PIL.Image.Image):
             return TF.to_pil_image(out)
         if isinstance(inpt, tv_tensors.TVTensor):
@@ -151,6 +145,42 @@ AdversarialNoise = v2_form(_kornia_forms.AdversarialNoise)
 Corruption = v2_form(_kornia_forms.Corruption)
 DFMX = _kornia_forms.dfmx.dfmx_v2_form(v2_form(_kornia_forms.DFMX))  # label-aware: takes the label from the sample
 FourierNoise = v2_form(_kornia_forms.FourierNoise)
-GaussianNoise = v2_form(_kornia_forms.GaussianNoise)
 RandomCorruption = v2_form(_kornia_forms.RandomCorruption)
 SpeckleNoise = v2_form(_kornia_forms.SpeckleNoise)
+
+
+class GaussianNoise(v2_form(_kornia_forms.GaussianNoise)):  # type: ignore[misc]
+    """torchvision v2 form of :class:`augrobust.GaussianNoise`, with torchvision's ``v2.GaussianNoise`` signature.
+
+    The name is torchvision's, so the leading arguments have torchvision's meaning and defaults: ``mean=0.0``,
+    ``sigma=0.1``, ``clip=True`` (``x + N(mean, sigma^2)``, clipped to ``[0, 1]``), and a pipeline written for
+    ``torchvision.transforms.v2.GaussianNoise`` behaves the same with this class. augrobust's extras are
+    keyword-only: ``sigma`` may also be a list or a ``(min, max)`` range drawn per image (GNT-mult), ``eps=``
+    selects the L2-budget mode (then ``sigma``, ``mean`` and ``clip`` stay at their defaults), and ``p``,
+    ``same_on_batch``, ``keepdim``, ``seed`` are as in the kornia form. Unlike torchvision, ``uint8`` input is
+    accepted (computed in float32, floored back).
+
+    Example:
+        >>> import torch, augrobust
+        >>> aug = augrobust.v2.GaussianNoise(0.0, 0.2, seed=0)  # torchvision's (mean, sigma)
+        >>> aug.op.sigma.values, aug.op.mean, aug.op.clip
+        ((0.2,), 0.0, True)
+    """
+
+    def __init__(
+        self,
+        mean: float = 0.0,
+        sigma: float | Sequence[float] = 0.1,
+        clip: bool = True,
+        *,
+        eps: float | Sequence[float] | None = None,
+        p: float = 1.0,
+        same_on_batch: bool = False,
+        keepdim: bool = True,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        RobustTransformV2.__init__(
+            self, None if eps is not None and sigma == 0.1 else sigma, eps=eps, mean=mean, clip=clip, p=p,
+            same_on_batch=same_on_batch, keepdim=keepdim, seed=seed, **kwargs,
+        )  # fmt: skip

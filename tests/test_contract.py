@@ -159,7 +159,24 @@ def test_v2_form_documents_its_own_arguments(entry):
     import inspect
 
     v2_class = type(entry.v2())
+    if v2_class is augrobust.v2.GaussianNoise:  # torchvision's name: torchvision's leading arguments, see below
+        return
     assert inspect.signature(v2_class.__init__) == inspect.signature(entry.cls.__init__)
+
+
+def test_v2_gaussian_noise_takes_torchvisions_arguments_with_their_meaning():
+    """augrobust.v2.GaussianNoise shares torchvision's name, so it takes (mean, sigma, clip) as torchvision does."""
+    import inspect
+
+    ours = list(inspect.signature(augrobust.v2.GaussianNoise.__init__).parameters.values())[1:4]
+    theirs = list(inspect.signature(v2.GaussianNoise.__init__).parameters.values())[1:4]
+    assert [(p.name, p.default, p.kind) for p in ours] == [(p.name, p.default, p.kind) for p in theirs]
+    x = image_batch(2)
+    for args, kwargs in [((), {}), ((0.05, 0.2, True), {}), ((), {"mean": -0.1, "sigma": 0.3, "clip": False})]:
+        torch.manual_seed(0)
+        expected = v2.GaussianNoise(*args, **kwargs)(x)
+        torch.manual_seed(0)
+        torch.testing.assert_close(augrobust.v2.GaussianNoise(*args, **kwargs)(x), expected, rtol=0, atol=1e-6)
 
 
 class _SameImage(Dataset):
@@ -204,3 +221,16 @@ def test_registry_covers_every_transform_class_and_corruption():
             assert obj in classes, f"{name} has no registry entry"
     for name in augrobust.corruptions.registered_names():
         assert f"Corruption[{name}]" in REGISTRY
+
+
+def test_gaussian_noise_mean_and_clip_and_their_refusal_in_l2_mode():
+    x = image_batch(2, torch.float64)
+    aug = augrobust.GaussianNoise(sigma=0.2, mean=0.1, clip=False, seed=0)
+    y = aug(x)
+    noise = aug._params["noise"].double()
+    torch.testing.assert_close(y, x + 0.2 * noise + 0.1, rtol=0, atol=1e-12)
+    assert y.max() > 1 and y.min() < 0  # unclipped, as asked
+    with pytest.raises(augrobust.AugrobustValueError, match="neither mean nor clip=False"):
+        augrobust.GaussianNoise(eps=3.0, mean=0.1)
+    with pytest.raises(augrobust.AugrobustValueError, match="neither mean nor clip=False"):
+        augrobust.v2.GaussianNoise(eps=3.0, clip=False)

@@ -29,7 +29,7 @@ def test_sigma_mode_is_clip_of_x_plus_sigma_times_noise():
     x = torch.rand(3, 3, 8, 8, dtype=torch.float64)
     aug = augrobust.GaussianNoise(sigma=0.3, seed=0)
     y = aug(x)
-    noise = aug._params["noise"]
+    noise = aug._params["noise"].double()  # drawn in float32 whatever the input's dtype
     torch.testing.assert_close(y, (x + 0.3 * noise).clamp(0, 1), rtol=0, atol=0)
 
 
@@ -85,7 +85,7 @@ def test_speckle_is_multiplicative():
     x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
     aug = augrobust.SpeckleNoise(sigma=0.35, seed=0)
     y = aug(x)
-    torch.testing.assert_close(y, (x + x * (0.35 * aug._params["noise"])).clamp(0, 1), rtol=0, atol=0)
+    torch.testing.assert_close(y, (x + x * (0.35 * aug._params["noise"].double())).clamp(0, 1), rtol=0, atol=0)
 
 
 def test_eps_for_sigma_matches_the_gnt_budget_and_monte_carlo():

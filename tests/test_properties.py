@@ -89,3 +89,13 @@ def test_severity_increases_the_damage_on_average(name):
         assert change[0] > 0 and change[1] > 0
     else:
         assert change[1] > change[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("other", [1, 3])
+def test_replayed_params_of_another_batch_size_raise(name, other):
+    params = augrobust.sample_corruption_params(name, (4, 3, 32, 32), 3, generator=torch.Generator().manual_seed(0))
+    if not params:
+        return  # a deterministic corruption has nothing to replay
+    with pytest.raises(augrobust.AugrobustValueError, match=rf"has 4 rows but the batch has {other} images"):
+        augrobust.corrupt(torch.rand(other, 3, 32, 32), name, 3, params=params)

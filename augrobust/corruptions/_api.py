@@ -47,13 +47,6 @@ def check_severity(severity: object, batch: int, device: torch.device) -> torch.
     )
 
 
-def _working_shape(spec: CorruptionSpec, shape: torch.Size) -> tuple[int, int, int, int]:
-    b, c, h, w = shape
-    if c == 1 and spec.per_channel:
-        return (b, 1, h, w)
-    return (b, 3, h, w)
-
-
 def sample_corruption_params(
     name: str,
     shape: tuple[int, ...] | torch.Size,
@@ -76,12 +69,10 @@ def sample_corruption_params(
         shape = torch.Size((1, *shape))
     device = torch.device("cpu") if device is None else torch.device(device)
     sev = check_severity(severity, shape[0], device)
-    if spec.sample_params is None:
-        return {}
-    return spec.sample_params(
-        _working_shape(spec, shape), sev, preset=preset, reference=reference, generator=generator, device=device,
-        **spec.options_for({"frost_dir": frost_dir}),
-    )  # fmt: skip
+    options = {"frost_dir": None if frost_dir is None else str(frost_dir)}
+    return spec.sample(
+        shape, sev, preset=preset, reference=reference, generator=generator, device=device, options=options
+    )
 
 
 def apply_corruption(
@@ -99,6 +90,13 @@ def apply_corruption(
     Half-precision batches are corrupted in float32 (the reference computes in float64/float32; several
     building blocks, e.g. the CPU FFT, have no half kernels) and cast back.
     """
+    for key, value in params.items():  # every field has one row per image (the spec's contract)
+        if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] != x.shape[0]:
+            raise AugrobustValueError(
+                f"{spec.name}: params[{key!r}] has {value.shape[0]} rows but the batch has {x.shape[0]} images; "
+                "replayed params must be drawn for a batch of the same size (sample_corruption_params(name, "
+                "image.shape, ...))."
+            )
     if x.shape[0] == 0:  # nothing to corrupt; some building blocks (MKL FFT) reject empty batches
         return x.clone()
     if x.dtype in (torch.float16, torch.bfloat16):
@@ -164,12 +162,9 @@ def corrupt(
     xf = to_float(x)
     options = {"frost_dir": frost_dir}
     if params is None:
-        params = {}
-        if spec.sample_params is not None:
-            params = spec.sample_params(
-                _working_shape(spec, xf.shape), sev, preset=preset, reference=reference,
-                generator=generator, device=xf.device, **spec.options_for(options),
-            )  # fmt: skip
+        params = spec.sample(
+            xf.shape, sev, preset=preset, reference=reference, generator=generator, device=xf.device, options=options
+        )
     out = apply_corruption(spec, xf, sev, params, preset=preset, reference=reference, options=options)
     out = from_float(out, x)
     return out[0] if image.ndim == 3 else out

@@ -83,6 +83,50 @@ class CorruptionSpec:
             return {}
         return {k: v for k, v in options.items() if k in self.options and v is not None}
 
+    def sample(
+        self,
+        shape: Sequence[int],
+        severity: torch.Tensor,
+        *,
+        preset: str,
+        reference: str,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        options: dict[str, object] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Draw this corruption's random fields for a batch of ``shape = (B, C, H, W)``, any supported ``C``.
+
+        The one sampling path: it owns the working shape (the kernel sees one channel for a grayscale image
+        when ``per_channel``, three otherwise) and passes only the ``options`` this corruption declares.
+
+        Args:
+            shape: the images' batch shape ``(B, C, H, W)``.
+            severity: ``(B,)`` long tensor in 1..5 on ``device``.
+            preset, reference: as :func:`augrobust.corrupt`.
+            generator: optional ``torch.Generator`` on ``device``.
+            device: where to draw (default: CPU).
+            options: extra options (e.g. ``{"frost_dir": ...}``); the undeclared ones are dropped.
+
+        Returns:
+            The fields, each with a leading batch dimension ``B`` (``{}`` for a deterministic corruption).
+
+        Example:
+            >>> import torch
+            >>> spec = get_spec("gaussian_noise")
+            >>> spec.sample((2, 1, 8, 8), torch.tensor([1, 5]), preset="imagenet", reference="imagecorruptions")[
+            ...     "noise"].shape
+            torch.Size([2, 1, 8, 8])
+        """
+        if self.sample_params is None:
+            return {}
+        b, c, h, w = (int(s) for s in shape)
+        work = (b, 1 if c == 1 and self.per_channel else 3, h, w)
+        device = torch.device("cpu") if device is None else torch.device(device)
+        return self.sample_params(
+            work, severity, preset=preset, reference=reference, generator=generator, device=device,
+            **self.options_for(options),
+        )  # fmt: skip
+
 
 _REGISTRY: dict[str, CorruptionSpec] = {}
 

@@ -206,14 +206,14 @@ def sample_fourier_noise(
         min_strength: offset added to every strength (>= 0).
         granularity: number of orientations on ``[-pi, 0]`` (448 in the paper's configs).
         frequencies: ``"reference"`` (``1..S``, aliasing above ``S/2`` included) or ``"nyquist"``.
-        p: probability that a sample is noised (adds a ``(B,)`` bool ``"apply"`` gate when ``< 1``).
+        p: probability that a sample is noised (adds the ``(B,)`` gate ``"batch_prob"`` when ``< 1``).
         same_on_batch: one draw for the whole batch.
         generator: optional ``torch.Generator`` on ``device``.
         device: where to draw (the image's device).
 
     Returns:
         ``{"frequency": (B, C) int64, "orientation": (B, C) radians, "strength": (B, C)}`` (float64, float32 on
-        MPS), plus ``"apply"`` when ``p < 1``.
+        MPS), plus the gate ``"batch_prob"`` (kornia's key: float, noised where ``> 0.5``) when ``p < 1``.
 
     Example:
         >>> params = sample_fourier_noise((2, 3, 32, 32), generator=torch.Generator().manual_seed(0))
@@ -245,7 +245,7 @@ def sample_fourier_noise(
     params = {"frequency": frequency, "orientation": orientation, "strength": strength}
     if p < 1.0:
         gate = torch.rand((draw[0],), generator=generator, device=device) < p
-        params["apply"] = gate
+        params["batch_prob"] = gate.to(torch.float32)
     if same_on_batch:
         params = {k: v.expand(batch, *v.shape[1:]) for k, v in params.items()}
     return params
@@ -299,9 +299,9 @@ def apply_fourier_noise(
     flat = x.reshape(batch * channels, height, width).to(work)
     out = torch.baddbmm(flat, rows.reshape(-1, height, 2).to(work), cols.reshape(-1, 2, width).to(work))
     out = out.clamp_(0.0, 1.0).reshape(x.shape).to(x.dtype)
-    apply = params.get("apply")
-    if apply is not None:
-        out = torch.where(apply.to(x.device).reshape(-1, 1, 1, 1), out, x)
+    gate = params.get("batch_prob")
+    if gate is not None:
+        out = torch.where((gate.to(x.device) > 0.5).reshape(-1, 1, 1, 1), out, x)
     return out
 
 

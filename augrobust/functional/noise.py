@@ -166,13 +166,13 @@ def sample_gaussian_noise(
         dtype: dtype of the noise field.
 
     Returns:
-        ``{"noise": (B, C, H, W) standard normal, "sigma" or "eps": (B,)}``, plus ``"apply"``, a ``(B,)``
-        bool gate, when ``p < 1``.
+        ``{"noise": (B, C, H, W) standard normal, "sigma" or "eps": (B,)}``, plus the gate ``"batch_prob"``
+        (kornia's key: ``(B,)`` float, a sample is noised where ``> 0.5``) when ``p < 1``.
 
     Example:
         >>> params = sample_gaussian_noise((2, 3, 8, 8), sigma=[0.08, 0.38], p=0.5)
         >>> sorted(params)
-        ['apply', 'noise', 'sigma']
+        ['batch_prob', 'noise', 'sigma']
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) != 4:
@@ -190,7 +190,7 @@ def sample_gaussian_noise(
         strength = eps if isinstance(eps, Strength) else parse_strength(eps, "eps", positive=True)
         params["eps"] = strength.sample(draw, generator=generator, device=device)
     if p < 1.0:  # no gate (and no extra pass in the kernel) when every sample is noised
-        params["apply"] = _gate(draw, p, generator, device)
+        params["batch_prob"] = _gate(draw, p, generator, device).to(torch.float32)
     if same_on_batch:
         params = {k: v.expand(batch, *v.shape[1:]) for k, v in params.items()}
     params["noise"] = noise.expand(batch, *shape[1:]) if same_on_batch else noise
@@ -214,10 +214,10 @@ def _per_sample(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _gated(x: torch.Tensor, out: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-    apply = params.get("apply")
-    if apply is None:
+    gate = params.get("batch_prob")
+    if gate is None:
         return out
-    return torch.where(apply.to(x.device).reshape(-1, *([1] * (x.ndim - 1))), out, x)
+    return torch.where((gate.to(x.device) > 0.5).reshape(-1, *([1] * (x.ndim - 1))), out, x)
 
 
 @autocast_exempt

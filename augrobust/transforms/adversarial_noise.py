@@ -109,7 +109,7 @@ class AdversarialNoise(RobustAugmentation):
     ) -> dict[str, torch.Tensor]:
         return sample_adversarial_noise(
             shape, list(self.generators), self.eps, same_on_batch=self.same_on_batch, generator=generator,
-            device=device, dtype=self._draw_dtype,
+            device=device,
         )  # fmt: skip
 
     def apply_params(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -119,6 +119,8 @@ class AdversarialNoise(RobustAugmentation):
                 f"AdversarialNoise's generators are on {weight_device} but the images on {x.device}; move the "
                 f"transform with aug.to({str(x.device)!r}) (its generators are submodules)."
             )
+        if x.dtype == torch.float64:  # the latent is drawn in float32 (path-independent); run float64 input in float64
+            params = {**params, "latent": params["latent"].to(torch.float64)}
         return apply_adversarial_noise(x, params, list(self.generators), detach=not self.generator_grad)
 
     def extra_repr_args(self) -> dict[str, Any]:

@@ -10,10 +10,9 @@ import torch
 
 from augrobust._checks import check_preset, check_reference, reject_unknown_kwargs
 from augrobust.corruptions import apply_corruption, get_spec, registered_names
-from augrobust.corruptions._api import _working_shape
 from augrobust.corruptions._spec import SUBSETS
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
-from augrobust.transforms.base import RobustAugmentation
+from augrobust.transforms.base import GATE_KEY, RobustAugmentation
 
 __all__ = ["Corruption", "RandomCorruption", "SeverityRange"]
 
@@ -105,6 +104,8 @@ class Corruption(RobustAugmentation):
         self.severities = _parse_severity(severity)
         self.preset, self.reference = check_preset(preset), check_reference(reference)
         self.min_size = self.spec.min_size  # type: ignore[misc]
+        # Differentiable w.r.t. the input with the draw fixed: the corruption's spec says (CorruptionSpec.differentiable).
+        self.differentiable = bool(getattr(self.spec, "differentiable", True))  # type: ignore[misc]
 
     def sample_params(
         self, shape: torch.Size, *, generator: torch.Generator | None, device: torch.device
@@ -112,14 +113,12 @@ class Corruption(RobustAugmentation):
         batch = 1 if self.same_on_batch else shape[0]
         sev = _draw_severity(self.severities, batch, generator, device)
         params: dict[str, torch.Tensor] = {"severity": sev}
-        if self.spec.sample_params is not None:
-            work = _working_shape(self.spec, torch.Size((batch, *shape[1:])))
-            params.update(
-                self.spec.sample_params(
-                    work, sev, preset=self.preset, reference=self.reference, generator=generator, device=device,
-                    **self.spec.options_for(self.options),
-                )  # fmt: skip
-            )
+        params.update(
+            self.spec.sample(
+                (batch, *shape[1:]), sev, preset=self.preset, reference=self.reference, generator=generator,
+                device=device, options=self.options,
+            )  # fmt: skip
+        )
         if self.same_on_batch:
             params = {k: v.expand(shape[0], *v.shape[1:]) for k, v in params.items()}
         return params
@@ -128,7 +127,7 @@ class Corruption(RobustAugmentation):
         if "severity" not in params:
             raise AugrobustValueError(f"params must contain 'severity'; got keys {sorted(params)}.")
         sev = params["severity"].to(x.device)
-        fields = {k: v for k, v in params.items() if k not in ("severity", "batch_prob", "forward_input_shape")}
+        fields = {k: v for k, v in params.items() if k not in ("severity", GATE_KEY, "forward_input_shape")}
         return apply_corruption(
             self.spec, x, sev, fields, preset=self.preset, reference=self.reference, options=self.options
         )
@@ -148,8 +147,13 @@ class RandomCorruption(RobustAugmentation):
         preset, reference, frost_dir, p, same_on_batch, keepdim, seed: as :class:`Corruption`.
 
     Convention:
-        As :class:`Corruption`. Samples are grouped by corruption (one host sync per call, to size the
-        groups); each group is corrupted in one batched call.
+        As :class:`Corruption`. Samples are grouped by corruption (a host sync to size the groups when
+        drawing and when applying); each group is corrupted in one batched call. The parameters are
+        ``"corruption"`` and ``"severity"`` (``(B,)``) and, for each corruption drawn, its random fields
+        ``"<name>/<field>"`` with one row per sample of that corruption, in sample order. The grouping is
+        derived from ``"corruption"`` alone, so repeating every row (kornia's ``VideoSequential`` with
+        ``same_on_frame=True`` repeats each video's parameters per frame) keeps rows and samples matched.
+        With ``same_on_batch=True`` every sample gets the identical draw: corruption, severity, fields, coin.
 
     Example:
         >>> import torch, augrobust
@@ -190,6 +194,7 @@ class RandomCorruption(RobustAugmentation):
         self.severities = _parse_severity(severity)
         self.preset, self.reference = check_preset(preset), check_reference(reference)
         self.min_size = max(s.min_size for s in self.specs)  # type: ignore[misc]
+        self.differentiable = all(getattr(s, "differentiable", True) for s in self.specs)  # type: ignore[misc]
 
     def sample_params(
         self, shape: torch.Size, *, generator: torch.Generator | None, device: torch.device
@@ -198,52 +203,81 @@ class RandomCorruption(RobustAugmentation):
         draw = 1 if self.same_on_batch else batch
         choice = torch.randint(len(self.names), (draw,), generator=generator, device=device)
         sev = _draw_severity(self.severities, draw, generator, device)
-        if self.same_on_batch:
-            choice, sev = choice.expand(batch), sev.expand(batch)
         params: dict[str, torch.Tensor] = {"corruption": choice, "severity": sev}
-        for k, spec in enumerate(self.specs):
-            index = torch.nonzero(choice == k).flatten()  # the one host sync: group sizes
-            if index.numel() == 0:
-                continue
-            params[f"{spec.name}/index"] = index
-            if spec.sample_params is not None:
-                work = _working_shape(spec, torch.Size((index.numel(), *shape[1:])))
-                fields = spec.sample_params(
-                    work, sev[index], preset=self.preset, reference=self.reference, generator=generator,
-                    device=device, **spec.options_for(self.options),
+        for spec, index in zip(self.specs, self._groups(choice)):
+            if index.numel():
+                fields = spec.sample(
+                    (index.numel(), *shape[1:]), sev[index], preset=self.preset, reference=self.reference,
+                    generator=generator, device=device, options=self.options,
                 )  # fmt: skip
                 params.update({f"{spec.name}/{key}": value for key, value in fields.items()})
+        if self.same_on_batch:  # one sample's draw, every row the same
+            params = {k: v.expand(batch, *v.shape[1:]) for k, v in params.items()}
         return params
 
+    def _groups(self, choice: torch.Tensor) -> list[torch.Tensor]:
+        """The sample indices of each corruption, in sample order (the one host sync: the group sizes)."""
+        counts = torch.bincount(choice, minlength=len(self.specs)).tolist() if choice.numel() else [0] * len(self.specs)
+        if len(counts) != len(self.specs):
+            raise AugrobustValueError(
+                f"params['corruption'] holds indices up to {len(counts) - 1} but this RandomCorruption has "
+                f"{len(self.specs)} corruptions {self.names}; replay params drawn by this transform."
+            )
+        return list(torch.argsort(choice, stable=True).split(counts))
+
+    def check_params(self, params: dict[str, torch.Tensor], batch: int) -> None:
+        for key in ("corruption", "severity"):
+            if key not in params:
+                raise AugrobustValueError(f"params must contain {key!r}; got keys {sorted(params)}.")
+        super().check_params({k: params[k] for k in ("corruption", "severity")}, batch)
+
+    def _rows(self, params: dict[str, torch.Tensor]) -> int | None:
+        return int(params["corruption"].shape[0]) if "corruption" in params else None
+
+    def narrow_params(self, params: dict[str, torch.Tensor], keep: torch.Tensor) -> dict[str, torch.Tensor]:
+        keep = keep.to(device=params["corruption"].device, dtype=torch.bool)
+        choice = params["corruption"]
+        out = {"corruption": choice[keep], "severity": params["severity"][keep]}
+        for k, spec in enumerate(self.specs):
+            prefix = f"{spec.name}/"
+            in_group = keep[choice == k]  # which rows of this corruption's group are kept
+            out.update({key: v[in_group.to(v.device)] for key, v in params.items() if key.startswith(prefix)})
+        return out
+
     def select_params(self, params: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
-        out = {k: params[k][index : index + 1] for k in ("corruption", "severity", "batch_prob") if k in params}
-        if "forward_input_shape" in params:
-            out["forward_input_shape"] = params["forward_input_shape"]
-        name = self.names[int(params["corruption"][index])]
-        group = params[f"{name}/index"]
-        row = int(torch.nonzero(group == index).flatten()[0])
-        out[f"{name}/index"] = torch.zeros(1, dtype=group.dtype, device=group.device)
-        prefix = f"{name}/"
+        out = {k: params[k][index : index + 1] for k in ("corruption", "severity", GATE_KEY) if k in params}
+        for key in ("forward_input_shape", "video_batch_size"):
+            if key in params:
+                out[key] = params[key]
+        k = int(params["corruption"][index])
+        row = int((params["corruption"][:index] == k).sum())  # rank of the sample in its corruption's group
+        prefix = f"{self.names[k]}/"
         for key, value in params.items():
-            if key.startswith(prefix) and key != f"{prefix}index":
+            if key.startswith(prefix):
                 out[key] = value[row : row + 1]
         return out
 
     def apply_params(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.check_params(params, x.shape[0])
         out = x.clone()
         sev = params["severity"].to(x.device)
-        for spec in self.specs:
-            index = params.get(f"{spec.name}/index")
-            if index is None:
+        choice = params["corruption"].to(x.device)
+        for spec, index in zip(self.specs, self._groups(choice)):
+            if not index.numel():
                 continue
             prefix = f"{spec.name}/"
-            fields = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix) and k != f"{prefix}index"}
-            index = index.to(x.device)
+            fields = {k[len(prefix) :]: v for k, v in params.items() if k.startswith(prefix)}
+            for key, value in fields.items():
+                if value.ndim and value.shape[0] != index.numel():
+                    raise AugrobustValueError(
+                        f"RandomCorruption: params[{prefix + key!r}] has {value.shape[0]} rows but {index.numel()} "
+                        f"samples of the batch drew {spec.name}; replay params drawn for this very batch."
+                    )
             group = apply_corruption(
                 spec, x.index_select(0, index), sev.index_select(0, index), fields,
                 preset=self.preset, reference=self.reference, options=self.options,
             )  # fmt: skip
-            out.index_copy_(0, index, group)
+            out = out.index_copy(0, index, group)
         return out
 
     def extra_repr_args(self) -> dict[str, Any]:

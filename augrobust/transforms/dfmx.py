@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from augrobust._checks import reject_unknown_kwargs
+from augrobust._checks import check_bool, reject_unknown_kwargs
 from augrobust.dfm import load_dfms
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.frequency_mask import apply_half_spectrum_filter, half_spectrum_filter
@@ -60,12 +60,6 @@ def _as_dfms(dfms: object) -> torch.Tensor:
     if not bool(torch.isfinite(dfms).all()):
         raise AugrobustValueError("dfms contain NaN or infinite values.")
     return dfms
-
-
-def _check_bool(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise AugrobustTypeError(f"{name} must be True or False, got {value!r}.")
-    return value
 
 
 class DFMX(RobustAugmentation):
@@ -138,8 +132,8 @@ class DFMX(RobustAugmentation):
         reject_unknown_kwargs(type(self).__name__, kwargs, self._valid_kwargs())
         super().__init__(p=p, same_on_batch=same_on_batch, keepdim=keepdim, seed=seed)
         self.register_buffer("dfms", _as_dfms(dfms))
-        self.keep_dc = _check_bool(keep_dc, "keep_dc")
-        self.clip = _check_bool(clip, "clip")
+        self.keep_dc = check_bool(keep_dc, "keep_dc")
+        self.clip = check_bool(clip, "clip")
         self._draw_labels: torch.Tensor | None = None
 
     @property

@@ -6,20 +6,16 @@ from typing import Any
 
 import torch
 
-from augrobust._checks import reject_unknown_kwargs
-from augrobust.functional.fourier_basis import (
-    _FREQUENCIES,
-    _GRIDS,
-    AFA_GRANULARITY,
-    _check_choice,
-    _check_granularity,
-    _check_number,
-    apply_fourier_noise,
-    sample_fourier_noise,
-)
+from augrobust._checks import check_choice, check_number, reject_unknown_kwargs
+from augrobust.errors import AugrobustValueError
+from augrobust.functional.fourier_basis import AFA_GRANULARITY, apply_fourier_noise, sample_fourier_noise
 from augrobust.transforms.base import RobustAugmentation
 
 __all__ = ["FourierNoise"]
+
+# The choices of augrobust.functional.sample_fourier_noise / apply_fourier_noise (checked again there).
+FREQUENCY_CHOICES = ("reference", "nyquist")
+GRID_CHOICES = ("reference", "pixel")
 
 
 class FourierNoise(RobustAugmentation):
@@ -84,11 +80,16 @@ class FourierNoise(RobustAugmentation):
     ) -> None:
         reject_unknown_kwargs(type(self).__name__, kwargs, self._valid_kwargs())
         super().__init__(p=p, same_on_batch=same_on_batch, keepdim=keepdim, seed=seed)
-        self.mean_strength = _check_number(mean_strength, "mean_strength")
-        self.min_strength = _check_number(min_strength, "min_strength")
-        self.granularity = _check_granularity(granularity)
-        self.frequencies = _check_choice(frequencies, "frequencies", _FREQUENCIES)
-        self.grid = _check_choice(grid, "grid", _GRIDS)
+        self.mean_strength = check_number(mean_strength, "mean_strength", minimum=0.0)
+        self.min_strength = check_number(min_strength, "min_strength", minimum=0.0)
+        if isinstance(granularity, bool) or not isinstance(granularity, int) or granularity < 1:
+            raise AugrobustValueError(
+                f"granularity (the number of orientations in [-pi, 0]) must be an int >= 1, got {granularity!r}; "
+                f"the paper uses {AFA_GRANULARITY}."
+            )
+        self.granularity = granularity
+        self.frequencies = check_choice(frequencies, "frequencies", FREQUENCY_CHOICES)
+        self.grid = check_choice(grid, "grid", GRID_CHOICES)
 
     def sample_params(
         self, shape: torch.Size, *, generator: torch.Generator | None, device: torch.device

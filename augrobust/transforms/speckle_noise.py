@@ -54,9 +54,8 @@ class SpeckleNoise(RobustAugmentation):
         self, shape: torch.Size, *, generator: torch.Generator | None, device: torch.device
     ) -> dict[str, torch.Tensor]:
         return sample_speckle_noise(
-            shape, self.sigma, same_on_batch=self.same_on_batch, generator=generator, device=device,
-            dtype=self._draw_dtype,
-        )  # fmt: skip
+            shape, self.sigma, same_on_batch=self.same_on_batch, generator=generator, device=device
+        )
 
     def apply_params(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         return apply_speckle_noise(x, params)
