@@ -18,6 +18,18 @@ __all__ = ["apply_corruption", "check_severity", "corrupt", "sample_corruption_p
 _LUMA = (0.299, 0.587, 0.114)
 
 
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma of a ``(B, 3, H, W)`` batch, exact on grey pixels.
+
+    Written as ``g + wr (r - g) + wb (b - g)`` (the same value, as the weights sum to 1): the plain weighted sum
+    rounds a grey ``v`` to just below ``v`` (the float weights sum to ``1 - 2**-53``), and the uint8 floor then
+    loses a grey level on a third of the levels.
+    """
+    r, g, b = rgb.unbind(dim=1)
+    y = g + _LUMA[0] * (r - g) + _LUMA[2] * (b - g)
+    return y.unsqueeze(1).clamp(0.0, 1.0)
+
+
 def check_severity(severity: object, batch: int, device: torch.device) -> torch.Tensor:
     """Turn an int or a ``(B,)`` tensor of severities into a ``(B,)`` long tensor on ``device``."""
     if isinstance(severity, bool):
@@ -108,8 +120,7 @@ def apply_corruption(
         return spec.apply(x, severity, params, preset=preset, reference=reference, **extra)
     if c == 1:
         rgb = spec.apply(x.expand(-1, 3, -1, -1), severity, params, preset=preset, reference=reference, **extra)
-        luma = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-        return (rgb * luma).sum(dim=1, keepdim=True).clamp_(0.0, 1.0)
+        return _luma(rgb)
     # RGBA: corrupt the colour, keep the alpha channel as it is.
     rgb = spec.apply(x[:, :3], severity, params, preset=preset, reference=reference, **extra)
     alpha = x[:, 3:] if spec.differentiable else x[:, 3:].detach()  # no graph through alpha alone

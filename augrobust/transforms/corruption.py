@@ -105,7 +105,7 @@ class Corruption(RobustAugmentation):
         self.preset, self.reference = check_preset(preset), check_reference(reference)
         self.min_size = self.spec.min_size  # type: ignore[misc]
         # Differentiable w.r.t. the input with the draw fixed: the corruption's spec says (CorruptionSpec.differentiable).
-        self.differentiable = bool(getattr(self.spec, "differentiable", True))  # type: ignore[misc]
+        self.differentiable = self.spec.differentiable  # type: ignore[misc]
 
     def sample_params(
         self, shape: torch.Size, *, generator: torch.Generator | None, device: torch.device
@@ -194,7 +194,7 @@ class RandomCorruption(RobustAugmentation):
         self.severities = _parse_severity(severity)
         self.preset, self.reference = check_preset(preset), check_reference(reference)
         self.min_size = max(s.min_size for s in self.specs)  # type: ignore[misc]
-        self.differentiable = all(getattr(s, "differentiable", True) for s in self.specs)  # type: ignore[misc]
+        self.differentiable = all(s.differentiable for s in self.specs)  # type: ignore[misc]
 
     def sample_params(
         self, shape: torch.Size, *, generator: torch.Generator | None, device: torch.device
