@@ -15,6 +15,9 @@ import torch
 
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
+#: The key of the per-sample on/off gate in every params dict (kornia's): ``(B,)`` float, applied where ``> 0.5``.
+GATE_KEY = "batch_prob"
+
 SUPPORTED_DTYPES: tuple[torch.dtype, ...] = (
     torch.uint8,
     torch.float16,

@@ -18,6 +18,7 @@ import torch
 
 from augrobust.errors import AugrobustValueError
 from augrobust.transforms.registry import transform_registry
+from tests.test_kernels_autograd import FLOAT32_INTERNALS
 
 pytestmark = pytest.mark.filterwarnings("error")  # a warning from any check is a failure
 
@@ -176,4 +177,7 @@ def test_gradcheck_with_the_draw_fixed(entry):
         return
     # gradcheck skips outputs that do not require grad, so a graph dropped silently must be caught first.
     assert aug.apply_drawn(x, params).requires_grad, "the output dropped the autograd graph"
-    torch.autograd.gradcheck(lambda t: aug.apply_drawn(t, params), (x,), fast_mode=True, atol=1e-5, rtol=1e-3)
+    # Kernels that follow the reference's float32 arithmetic need a float32-sized step (see FLOAT32_INTERNALS).
+    float32_inside = getattr(aug, "name", None) in FLOAT32_INTERNALS
+    tol = dict(eps=1e-3, atol=1e-3, rtol=1e-2) if float32_inside else dict(atol=1e-5, rtol=1e-3)
+    torch.autograd.gradcheck(lambda t: aug.apply_drawn(t, params), (x,), fast_mode=True, **tol)

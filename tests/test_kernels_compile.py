@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from augrobust._tensor import GATE_KEY
 from augrobust.functional import apply_gaussian_noise, project_l2, sample_gaussian_noise
 
 
@@ -19,7 +20,7 @@ def test_compiled_gaussian_noise_eps_equals_eager() -> None:
     x = torch.rand(2, 3, 48, 48, generator=g)
     params = sample_gaussian_noise(x.shape, eps=[4.0, 60.0], p=0.5, generator=g)
     params["eps"] = torch.tensor([4.0, 60.0], dtype=torch.float64)
-    params[next(k for k in params if params[k].dtype == torch.bool)] = torch.tensor([True, True])
+    params[GATE_KEY] = torch.tensor([1.0, 1.0])  # both images noised
     compiled = torch.compile(apply_gaussian_noise, fullgraph=True)
     got, want = compiled(x, params), apply_gaussian_noise(x, params)
     assert got.dtype == want.dtype == torch.float32

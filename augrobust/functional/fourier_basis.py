@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import torch
 
 from augrobust._checks import check_probability
+from augrobust._tensor import GATE_KEY
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.precision import autocast_exempt
 
@@ -245,7 +246,7 @@ def sample_fourier_noise(
     params = {"frequency": frequency, "orientation": orientation, "strength": strength}
     if p < 1.0:
         gate = torch.rand((draw[0],), generator=generator, device=device) < p
-        params["batch_prob"] = gate.to(torch.float32)
+        params[GATE_KEY] = gate.to(torch.float32)
     if same_on_batch:
         params = {k: v.expand(batch, *v.shape[1:]) for k, v in params.items()}
     return params
@@ -299,7 +300,7 @@ def apply_fourier_noise(
     flat = x.reshape(batch * channels, height, width).to(work)
     out = torch.baddbmm(flat, rows.reshape(-1, height, 2).to(work), cols.reshape(-1, 2, width).to(work))
     out = out.clamp_(0.0, 1.0).reshape(x.shape).to(x.dtype)
-    gate = params.get("batch_prob")
+    gate = params.get(GATE_KEY)
     if gate is not None:
         out = torch.where((gate.to(x.device) > 0.5).reshape(-1, 1, 1, 1), out, x)
     return out

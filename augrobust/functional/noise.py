@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 
 from augrobust._checks import check_probability
+from augrobust._tensor import GATE_KEY
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.precision import autocast_exempt
 
@@ -190,7 +191,7 @@ def sample_gaussian_noise(
         strength = eps if isinstance(eps, Strength) else parse_strength(eps, "eps", positive=True)
         params["eps"] = strength.sample(draw, generator=generator, device=device)
     if p < 1.0:  # no gate (and no extra pass in the kernel) when every sample is noised
-        params["batch_prob"] = _gate(draw, p, generator, device).to(torch.float32)
+        params[GATE_KEY] = _gate(draw, p, generator, device).to(torch.float32)
     if same_on_batch:
         params = {k: v.expand(batch, *v.shape[1:]) for k, v in params.items()}
     params["noise"] = noise.expand(batch, *shape[1:]) if same_on_batch else noise
@@ -214,7 +215,7 @@ def _per_sample(value: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _gated(x: torch.Tensor, out: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-    gate = params.get("batch_prob")
+    gate = params.get(GATE_KEY)
     if gate is None:
         return out
     return torch.where((gate.to(x.device) > 0.5).reshape(-1, *([1] * (x.ndim - 1))), out, x)

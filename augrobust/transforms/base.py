@@ -30,13 +30,11 @@ from kornia.augmentation import IntensityAugmentationBase2D
 
 from augrobust._checks import check_probability, reject_unknown_kwargs
 from augrobust._random import SeededRandomness, check_generator
-from augrobust._tensor import check_image, from_float, to_float
+from augrobust._tensor import GATE_KEY, check_image, from_float, to_float
 from augrobust.errors import AugrobustValueError
 
 __all__ = ["GATE_KEY", "RobustAugmentation"]
 
-#: The key of the per-sample on/off gate in every params dict (kornia's): ``(B,)``, applied where ``> 0.5``.
-GATE_KEY = "batch_prob"
 # Params entries that describe the call, not a sample (kornia adds them; containers add the video batch size).
 _METADATA = frozenset({GATE_KEY, "forward_input_shape", "video_batch_size"})
 
