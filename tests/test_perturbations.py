@@ -1,0 +1,250 @@
+"""ImageNet-P sequences: shapes and frame counts, and frame-by-frame fidelity to a transcription of the
+reference scripts (hendrycks/robustness ImageNet-P/create_p/make_{imagenet,cifar,tinyimagenet}_p.py).
+
+The scripts cannot be installed (they walk ImageNet folders and call ffmpeg), so their frame loops are
+transcribed below with the libraries they call: Pillow (``Image.transform``, what torchvision 0.2-0.4's
+``affine`` ends in), NumPy, scikit-image and torch. Random sequences share their draws with augrobust.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import color as skcolor
+from skimage.filters import gaussian as sk_gaussian
+
+from augrobust.errors import AugrobustValueError
+from augrobust.perturbations import frame_count, get_perturbation_names, get_spec, perturb, perturbation_generators
+from tests.oracle import photo, real_photos
+
+# ----------------------------------------------------------------------------- transcription of the scripts
+
+
+def tv_affine_coefficients(size, angle, translate, scale, shear):
+    """Old torchvision: inverse of T * C * RSS * C^-1, centre at (w/2 + 0.5, h/2 + 0.5), x shear."""
+    w, h = size
+    cx, cy = w * 0.5 + 0.5, h * 0.5 + 0.5
+    rot, sh = math.radians(angle), math.radians(shear)
+    det = math.cos(rot + sh) * math.cos(rot) + math.sin(rot + sh) * math.sin(rot)
+    k = (1.0 / scale) / det
+    m = [k * math.cos(rot + sh), k * math.sin(rot + sh), k * 0, k * -math.sin(rot), k * math.cos(rot), k * 0]
+    m[2] += m[0] * (-cx - translate[0]) + m[1] * (-cy - translate[1])
+    m[5] += m[3] * (-cx - translate[0]) + m[4] * (-cy - translate[1])
+    m[2] += cx
+    m[5] += cy
+    return m
+
+
+def tv_affine(img, angle=0.0, translate=(0, 0), scale=1.0, shear=0.0, resample=Image.NEAREST):
+    return img.transform(
+        img.size, Image.AFFINE, tv_affine_coefficients(img.size, angle, translate, scale, shear), resample
+    )
+
+
+def tv_center_crop(img, size):
+    w, h = img.size
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def to_tensor(img):
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)
+
+
+def to_pil_array(t):
+    return t.mul(255).byte().permute(1, 2, 0).numpy()
+
+
+def ref_frames(name, img, variant, difficulty, draws=None):
+    """The script's frames (H, W, 3 uint8 each) for one PIL image; ``draws`` are the shared random draws."""
+    crop = {"imagenet": 224, "tinyimagenet": 64, "cifar": None}[variant]
+
+    def cropped(im):
+        return im if crop is None else tv_center_crop(im, crop)
+
+    out = []
+    if name == "gaussian_noise":
+        sigma = {"imagenet": (0.03, 0.05, 0.08), "cifar": (0.02, 0.04, 0.06)}[variant][difficulty - 1]
+        x = to_tensor(cropped(img))
+        out.append(np.asarray(img) if variant == "cifar" else to_pil_array(x))
+        for i in range(1, 31):
+            out.append(to_pil_array(torch.clamp(x + sigma * draws[i - 1], 0, 1)))
+    elif name == "shot_noise":
+        lam = {"imagenet": (300, 120, 60), "cifar": (700, 400, 200)}[variant][difficulty - 1]
+        base = cropped(img)
+        out.append(np.asarray(base))
+        for i in range(1, 31):
+            out.append(np.uint8(255 * np.clip(draws[i - 1] / lam, 0, 1)))
+    elif name == "speckle_noise":
+        s = {"imagenet": (0.05, 0.10, 0.15), "cifar": (0.05, 0.07, 0.1)}[variant][difficulty - 1]
+        base = cropped(img)
+        out.append(np.asarray(base))
+        x = np.asarray(base) / 255.0
+        for i in range(1, 31):
+            out.append(np.uint8(255 * np.clip(x + x * (0.0 + s * draws[i - 1]), 0, 1)))
+    elif name == "brightness":
+        step = {"imagenet": 2, "cifar": 1.5}[variant]
+        x = np.asarray(cropped(img)) / 255.0
+        for i in range(31):
+            hsv = skcolor.rgb2hsv(x)
+            hsv[:, :, 2] = np.clip(hsv[:, :, 2] + (i - 15) * step / 100.0, 0, 1)
+            out.append(np.uint8(skcolor.hsv2rgb(hsv) * 255))
+    elif name == "translate":
+        n, k = {"imagenet": (41, 20), "cifar": (16, 7)}[variant]
+        for i in range(n):
+            out.append(np.asarray(cropped(tv_affine(img, translate=(i - k, 0)))))
+    elif name == "rotate":
+        for i in range(31):
+            out.append(np.asarray(cropped(tv_affine(img, angle=i - 15, resample=Image.BILINEAR))))
+    elif name == "scale":
+        for i in range(31):
+            s = (i * 2 + 70) / 100.0 if variant == "cifar" else (i * 2.5 + 40) / 100.0
+            out.append(np.asarray(cropped(tv_affine(img, scale=s, resample=Image.BILINEAR))))
+    elif name == "shear":
+        for i in range(31):
+            out.append(np.asarray(cropped(tv_affine(img, shear=i - 15, resample=Image.BILINEAR))))
+    elif name == "zoom_blur":
+        first = cropped(img)
+        out.append(np.asarray(first))
+        avg = to_tensor(first)
+        for i in range(1, 31):
+            avg += to_tensor(cropped(tv_affine(img, scale=1 + 0.004 * i, resample=Image.BILINEAR)))
+            out.append(to_pil_array(avg / (i + 1)))
+    elif name == "gaussian_blur":
+        base, step, trunc = {"imagenet": (0.25, 0.035, 6.0), "cifar": (0.3, 0.015, 7.0)}[variant]
+        x = np.asarray(cropped(img)) / 255.0
+        for i in range(31):
+            out.append(np.uint8(255 * sk_gaussian(x, sigma=base + step * i, channel_axis=-1, truncate=trunc)))
+    else:
+        raise KeyError(name)
+    return np.stack(out)
+
+
+# ----------------------------------------------------------------------------- inputs and shared draws
+
+IMPLEMENTED = get_perturbation_names()
+
+
+def imagenet_input() -> np.ndarray:
+    """A photograph as Resize(256) leaves it: shorter side 256, not square (so crops and centres matter)."""
+    img = real_photos()["chelsea"]  # 300 x 451
+    h, w = img.shape[:2]
+    size = (256, int(256 * w / h))
+    return np.asarray(Image.fromarray(img).resize(size[::-1], Image.BILINEAR))
+
+
+def cifar_inputs() -> np.ndarray:
+    return np.stack([photo(n, (32, 32)) for n in ("astronaut", "coffee")])
+
+
+def shared_draws(name, u: torch.Tensor, variant, difficulty, seed):
+    """Draws made the reference's way (torch / NumPy global generators), as augrobust params and per image."""
+    spec = get_spec(name)
+    if name == "gaussian_noise":
+        params = spec.sample(u, difficulty, variant, [torch.Generator().manual_seed(seed + b) for b in range(len(u))])
+        return params, [params["noise"][b] for b in range(len(u))]
+    if name == "shot_noise":
+        lam = {"imagenet": (300, 120, 60), "cifar": (700, 400, 200)}[variant][difficulty - 1]
+        np.random.seed(seed)
+        per_image = []
+        for b in range(len(u)):
+            z = u[b].permute(1, 2, 0).numpy() / 255.0
+            per_image.append(np.stack([np.random.poisson(z * lam) for _ in range(30)]).astype(np.float64))
+        counts = torch.from_numpy(np.stack(per_image)).permute(0, 1, 4, 2, 3)
+        return {"counts": counts}, per_image
+    if name == "speckle_noise":
+        np.random.seed(seed)
+        per_image = [np.random.standard_normal((30, *u.shape[2:], 3)) for _ in range(len(u))]
+        noise = torch.from_numpy(np.stack(per_image)).permute(0, 1, 4, 2, 3)
+        return {"noise": noise}, per_image
+    return {}, [None] * len(u)
+
+
+def test_numpy_normal_is_scaled_standard_normal():
+    """The speckle transcription relies on normal(scale=s) being 0 + s * standard_normal, draw for draw."""
+    np.random.seed(3)
+    a = np.random.normal(size=1000, scale=0.07)
+    np.random.seed(3)
+    assert np.array_equal(a, 0.0 + 0.07 * np.random.standard_normal(1000))
+
+
+# ----------------------------------------------------------------------------- fidelity
+
+
+def _compare(name, images: np.ndarray, variant, difficulty, seed=0):
+    u = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).contiguous()
+    spec = get_spec(name)
+    crop = {"imagenet": 224, "cifar": None}[variant]
+    work = u if spec.geometric or crop is None else torch.stack([to_uint8_hwc_crop(im, crop) for im in images])
+    params, draws = shared_draws(name, work, variant, difficulty, seed)
+    frames = spec.apply(work, difficulty, variant, params)
+    if spec.geometric and crop is not None:
+        top, left = int(round((u.shape[2] - crop) / 2.0)), int(round((u.shape[3] - crop) / 2.0))
+        frames = frames[..., top : top + crop, left : left + crop]
+    for b, im in enumerate(images):
+        ref = ref_frames(name, Image.fromarray(im), variant, difficulty, draws[b])
+        got = frames[b].permute(0, 2, 3, 1).numpy()
+        assert got.shape == ref.shape, (got.shape, ref.shape)
+        diff = np.abs(got.astype(int) - ref.astype(int))
+        assert diff.max() == 0, (
+            f"{name}/{variant}/d{difficulty}: {int((diff > 0).sum())} values differ, max {diff.max()}"
+        )
+
+
+def to_uint8_hwc_crop(im: np.ndarray, crop: int) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(tv_center_crop(Image.fromarray(im), crop)).copy()).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("name", IMPLEMENTED)
+def test_fidelity_cifar(name):
+    for difficulty in (1, 3) if "noise" in name else (1,):
+        _compare(name, cifar_inputs(), "cifar", difficulty, seed=difficulty)
+
+
+@pytest.mark.parametrize("name", IMPLEMENTED)
+def test_fidelity_imagenet(name):
+    _compare(name, imagenet_input()[None], "imagenet", 2 if "noise" in name else 1, seed=7)
+
+
+# ----------------------------------------------------------------------------- shapes, seeding, errors
+
+
+@pytest.mark.parametrize("name", IMPLEMENTED)
+def test_shapes_and_frame_counts(name):
+    expected = {"translate": {"imagenet": 41, "cifar": 16, "tinyimagenet": 31}}.get(name, {})
+    for variant, size, out in (("cifar", 32, 32), ("imagenet", 240, 224), ("tinyimagenet", 70, 64)):
+        x = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
+        frames = perturb(x, name, 1, variant=variant, generator=torch.Generator().manual_seed(0))
+        t = expected.get(variant, 31)
+        assert frame_count(name, variant) == t
+        assert frames.shape == (2, t, 3, out, out) and frames.dtype == torch.uint8
+        flt = perturb(x.float() / 255, name, 1, variant=variant, generator=torch.Generator().manual_seed(0))
+        assert flt.dtype == torch.float32 and torch.equal((flt * 255).round().to(torch.uint8), frames)
+
+
+def test_per_image_generators_do_not_depend_on_the_batch():
+    x = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    whole = perturb(
+        x, "gaussian_noise", 1, variant="cifar", generator=perturbation_generators("gaussian_noise", 1, [0, 1, 2])
+    )
+    last = perturb(
+        x[2:], "gaussian_noise", 1, variant="cifar", generator=perturbation_generators("gaussian_noise", 1, [2])
+    )
+    assert torch.equal(whole[2:], last)
+    assert not torch.equal(whole[0, 1:], whole[1, 1:])
+
+
+def test_errors():
+    x = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(AugrobustValueError, match="unknown perturbation"):
+        perturb(x, "fog", 1)
+    with pytest.raises(AugrobustValueError, match="crop=None"):
+        perturb(x, "rotate", 1, variant="imagenet")
+    with pytest.raises(AugrobustValueError, match="difficulty"):
+        perturb(x, "rotate", 4, variant="cifar")
+    with pytest.raises(AugrobustValueError, match="RGB"):
+        perturb(torch.zeros(1, 1, 32, 32), "rotate", 1, variant="cifar")
