@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy.ndimage import zoom as scipy_zoom
 from skimage import color as skcolor
 from skimage.filters import gaussian as sk_gaussian
 
 from augrobust.errors import AugrobustValueError
 from augrobust.perturbations import frame_count, get_perturbation_names, get_spec, perturb, perturbation_generators
-from tests.oracle import photo, real_photos
+from tests.oracle import ic_corruptions, photo, real_photos
 
 # ----------------------------------------------------------------------------- transcription of the scripts
 
@@ -119,6 +121,35 @@ def ref_frames(name, img, variant, difficulty, draws=None):
         x = np.asarray(cropped(img)) / 255.0
         for i in range(31):
             out.append(np.uint8(255 * sk_gaussian(x, sigma=base + step * i, channel_axis=-1, truncate=trunc)))
+    elif name == "motion_blur":
+        radius, sigma, n, offset, step = {"imagenet": (10, 3, 31, 30, 4), "cifar": (6, 1.8, 21, 20, 9)}[variant]
+        base = np.asarray(cropped(img))
+        for i in range(n):
+            # Wand / ImageMagick stand-in: imagecorruptions' NumPy port, read back as 8-bit (nearest level)
+            blurred = ic_corruptions._motion_blur(base, radius=radius, sigma=sigma, angle=(i - offset) * step)
+            out.append(np.uint8(np.clip(np.rint(blurred), 0, 255)))
+    elif name == "snow":
+        zoom, radius, sigma = {"imagenet": (3, 14, 4), "cifar": (2, 10, 2)}[variant]
+        x = np.asarray(cropped(img)) / 255.0
+        n = x.shape[0]
+        layer = (0.05 + 0.3 * draws)[..., np.newaxis]  # np.random.normal(loc=0.05, scale=0.3), draw for draw
+        side = int(np.ceil(n / zoom))
+        top = (n - side) // 2
+        layer = scipy_zoom(layer[top : top + side, top : top + side], (zoom, zoom, 1), order=1)
+        trim = (layer.shape[0] - n) // 2
+        layer = layer[trim : trim + n, trim : trim + n]
+        layer[layer < 0.5] = 0
+        png = (np.clip(layer.squeeze(), 0, 1) * 255).astype(np.uint8)
+        for i in range(31):
+            moved = np.uint8(
+                np.clip(
+                    np.rint(ic_corruptions._motion_blur(png, radius=radius, sigma=sigma, angle=i * 4 - 150)), 0, 255
+                )
+            )
+            flakes = (moved / 255.0)[..., np.newaxis]
+            gray = cv2.cvtColor(np.float32(x), cv2.COLOR_RGB2GRAY).reshape(n, n, 1)
+            z = 0.85 * x + (1 - 0.85) * np.maximum(x, gray * 1.5 + 0.5)
+            out.append(np.uint8(np.clip(z + flakes + np.rot90(flakes, k=2), 0, 1) * 255))
     else:
         raise KeyError(name)
     return np.stack(out)
@@ -161,6 +192,10 @@ def shared_draws(name, u: torch.Tensor, variant, difficulty, seed):
         per_image = [np.random.standard_normal((30, *u.shape[2:], 3)) for _ in range(len(u))]
         noise = torch.from_numpy(np.stack(per_image)).permute(0, 1, 4, 2, 3)
         return {"noise": noise}, per_image
+    if name == "snow":
+        np.random.seed(seed)
+        per_image = [np.random.standard_normal(tuple(u.shape[2:])) for _ in range(len(u))]
+        return {"snow_noise": torch.from_numpy(np.stack(per_image))}, per_image
     return {}, [None] * len(u)
 
 
@@ -170,6 +205,10 @@ def test_numpy_normal_is_scaled_standard_normal():
     a = np.random.normal(size=1000, scale=0.07)
     np.random.seed(3)
     assert np.array_equal(a, 0.0 + 0.07 * np.random.standard_normal(1000))
+    np.random.seed(4)
+    a = np.random.normal(size=(8, 8), loc=0.05, scale=0.3)
+    np.random.seed(4)
+    assert np.array_equal(a, 0.05 + 0.3 * np.random.standard_normal((8, 8)))
 
 
 # ----------------------------------------------------------------------------- fidelity
@@ -215,7 +254,10 @@ def test_fidelity_imagenet(name):
 
 @pytest.mark.parametrize("name", IMPLEMENTED)
 def test_shapes_and_frame_counts(name):
-    expected = {"translate": {"imagenet": 41, "cifar": 16, "tinyimagenet": 31}}.get(name, {})
+    expected = {
+        "translate": {"imagenet": 41, "cifar": 16, "tinyimagenet": 31},
+        "motion_blur": {"imagenet": 31, "cifar": 21, "tinyimagenet": 31},
+    }.get(name, {})
     for variant, size, out in (("cifar", 32, 32), ("imagenet", 240, 224), ("tinyimagenet", 70, 64)):
         x = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8)
         frames = perturb(x, name, 1, variant=variant, generator=torch.Generator().manual_seed(0))
