@@ -150,9 +150,58 @@ def ref_frames(name, img, variant, difficulty, draws=None):
             gray = cv2.cvtColor(np.float32(x), cv2.COLOR_RGB2GRAY).reshape(n, n, 1)
             z = 0.85 * x + (1 - 0.85) * np.maximum(x, gray * 1.5 + 0.5)
             out.append(np.uint8(np.clip(z + flakes + np.rot90(flakes, k=2), 0, 1) * 255))
+    elif name == "tilt":
+        k = 0.75 if variant == "cifar" else 1.0
+        x = np.asarray(img)
+        h, w = x.shape[:2]
+        for i in range(31):
+            out.append(
+                np.asarray(cropped(Image.fromarray(opencv_warp_fixed_point(x, tilt_forward(w, h, k * (i - 15))))))
+            )
     else:
         raise KeyError(name)
     return np.stack(out)
+
+
+def tilt_forward(w, h, deg):
+    """The script's camera: P2 @ T @ RX @ RY @ P1 with focal length sqrt(w^2 + h^2), phi = theta = deg."""
+    a = np.deg2rad(deg)
+    f = np.sqrt(w**2 + h**2)
+    p1 = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1], [0, 0, 1]])
+    rx = np.array([[1, 0, 0, 0], [0, np.cos(a), -np.sin(a), 0], [0, np.sin(a), np.cos(a), 0], [0, 0, 0, 1]])
+    ry = np.array([[np.cos(a), 0, -np.sin(a), 0], [0, 1, 0, 0], [np.sin(a), 0, np.cos(a), 0], [0, 0, 0, 1]])
+    t = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, f], [0, 0, 0, 1]])
+    p2 = np.array([[f, 0, w / 2, 0], [0, f, h / 2, 0], [0, 0, 1, 0]])
+    return p2 @ t @ rx @ ry @ p1
+
+
+def opencv_warp_fixed_point(img, forward):
+    """cv2.warpPerspective(img, forward, (w, h)) as OpenCV 3.x-4.10 computes it (the scripts' OpenCV).
+
+    Inverse map per pixel in float64 within 32 x 32-pixel output blocks (x = block start + offset), rounded to
+    1/32 pixel; integer bilinear weights on a 2^15 scale; black outside. Checked once against
+    opencv-python-headless 4.10.0.84: 0 differing values on 5 photographs x 31 frames (docs/imagenet_p.md).
+    """
+    inv = np.linalg.inv(forward)
+    h, w = img.shape[:2]
+    bh = min(16, h)
+    bw = min(1024 // bh, w)
+    ys, xs = np.mgrid[0:h, 0:w]
+    start, off = (xs // bw) * bw, xs % bw
+    bx = inv[0, 0] * start + inv[0, 1] * ys + inv[0, 2]
+    by = inv[1, 0] * start + inv[1, 1] * ys + inv[1, 2]
+    bz = inv[2, 0] * start + inv[2, 1] * ys + inv[2, 2]
+    z = bz + inv[2, 0] * off
+    z = np.where(z != 0, 32 / np.where(z != 0, z, 1), 0)
+    gx = np.rint(np.clip((bx + inv[0, 0] * off) * z, -(2**31), 2**31 - 1)).astype(np.int64)
+    gy = np.rint(np.clip((by + inv[1, 0] * off) * z, -(2**31), 2**31 - 1)).astype(np.int64)
+    col, row, fx, fy = gx >> 5, gy >> 5, gx & 31, gy & 31
+    total = np.zeros(img.shape, np.int64)
+    for dy, dx, wt in ((0, 0, (32 - fy) * (32 - fx)), (0, 1, (32 - fy) * fx), (1, 0, fy * (32 - fx)), (1, 1, fy * fx)):
+        r, c = row + dy, col + dx
+        ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        total += img[np.clip(r, 0, h - 1), np.clip(c, 0, w - 1)].astype(np.int64) * (wt * 32 * ok)[..., None]
+    return np.clip((total + (1 << 14)) >> 15, 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- inputs and shared draws
@@ -247,6 +296,19 @@ def test_fidelity_cifar(name):
 @pytest.mark.parametrize("name", IMPLEMENTED)
 def test_fidelity_imagenet(name):
     _compare(name, imagenet_input()[None], "imagenet", 2 if "noise" in name else 1, seed=7)
+
+
+def test_tilt_against_installed_opencv():
+    """The installed OpenCV: exact up to 4.10; 4.11+ interpolates in floating point (measured within 3 levels)."""
+    img = imagenet_input()
+    h, w = img.shape[:2]
+    got = perturb(torch.from_numpy(img.copy()).permute(2, 0, 1)[None], "tilt", 1, variant="imagenet", crop=None)[0]
+    worst = 0
+    for i in (0, 7, 15, 22, 30):
+        ref = cv2.warpPerspective(img, tilt_forward(w, h, i - 15), (w, h))
+        worst = max(worst, int(np.abs(ref.astype(int) - got[i].permute(1, 2, 0).numpy().astype(int)).max()))
+    major, minor = (int(v) for v in cv2.__version__.split(".")[:2])
+    assert worst <= (0 if (major, minor) <= (4, 10) else 3), (cv2.__version__, worst)
 
 
 # ----------------------------------------------------------------------------- shapes, seeding, errors

@@ -42,6 +42,7 @@ from augrobust.perturbations import (  # noqa: F401  (imported for registration)
     shot_noise,
     snow,
     speckle_noise,
+    tilt,
     translate,
     zoom_blur,
 )
