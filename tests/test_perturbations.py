@@ -158,6 +158,38 @@ def ref_frames(name, img, variant, difficulty, draws=None):
             out.append(
                 np.asarray(cropped(Image.fromarray(opencv_warp_fixed_point(x, tilt_forward(w, h, k * (i - 15))))))
             )
+    elif name == "spatter":
+        loc, scale, sigma, thr, flow = {
+            "imagenet": (0.65, 0.27, 3.7, 0.69, [0.05, 0.1, 0.15, 0.7]),
+            "cifar": (0.6, 0.265, 1.75, 0.7, [0.2, 0.8]),
+        }[variant]
+        x = cv2.cvtColor(np.array(cropped(img), dtype=np.float32) / 255.0, cv2.COLOR_BGR2BGRA)
+        liquid = sk_gaussian(loc + scale * draws, sigma=sigma)  # np.random.normal(loc, scale), draw for draw
+        liquid[liquid < thr] = 0
+        for _ in range(31):
+            liquid_u8 = (liquid * 255).astype(np.uint8)
+            dist = 255 - cv2.Canny(liquid_u8, 50, 150)
+            dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+            _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+            dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+            dist = cv2.equalizeHist(dist)
+            dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]]))
+            dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+            m = cv2.cvtColor(liquid_u8 * dist, cv2.COLOR_GRAY2BGRA)
+            if np.max(m[..., :3]) == 0:  # no liquid left: the script divides by 0 (NaN frames); augrobust adds no water
+                out.append(np.uint8(x[..., :3] * 255))
+                liquid = np.apply_along_axis(
+                    lambda col: np.convolve(col, np.array(flow), mode="same"), axis=0, arr=liquid
+                )
+                continue
+            m /= np.max(m, axis=(0, 1))
+            m *= 0.6
+            ones = np.ones_like(m[..., :1])
+            tint = cv2.cvtColor(
+                np.concatenate((175 / 255.0 * ones, 238 / 255.0 * ones, 238 / 255.0 * ones), axis=2), cv2.COLOR_BGR2BGRA
+            )
+            out.append(np.uint8(cv2.cvtColor(np.clip(x + m * tint, 0, 1), cv2.COLOR_BGRA2BGR) * 255))
+            liquid = np.apply_along_axis(lambda col: np.convolve(col, np.array(flow), mode="same"), axis=0, arr=liquid)
     else:
         raise KeyError(name)
     return np.stack(out)
@@ -241,10 +273,11 @@ def shared_draws(name, u: torch.Tensor, variant, difficulty, seed):
         per_image = [np.random.standard_normal((30, *u.shape[2:], 3)) for _ in range(len(u))]
         noise = torch.from_numpy(np.stack(per_image)).permute(0, 1, 4, 2, 3)
         return {"noise": noise}, per_image
-    if name == "snow":
+    if name in ("snow", "spatter"):
         np.random.seed(seed)
         per_image = [np.random.standard_normal(tuple(u.shape[2:])) for _ in range(len(u))]
-        return {"snow_noise": torch.from_numpy(np.stack(per_image))}, per_image
+        key = "snow_noise" if name == "snow" else "liquid_noise"
+        return {key: torch.from_numpy(np.stack(per_image))}, per_image
     return {}, [None] * len(u)
 
 

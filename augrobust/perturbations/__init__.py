@@ -41,6 +41,7 @@ from augrobust.perturbations import (  # noqa: F401  (imported for registration)
     shear,
     shot_noise,
     snow,
+    spatter,
     speckle_noise,
     tilt,
     translate,
