@@ -70,33 +70,39 @@ def ref_frames(name, img, variant, difficulty, draws=None):
 
     out = []
     if name == "gaussian_noise":
-        sigma = {"imagenet": (0.03, 0.05, 0.08), "cifar": (0.02, 0.04, 0.06)}[variant][difficulty - 1]
+        sigma = {"imagenet": (0.03, 0.05, 0.08), "tinyimagenet": (0.025, 0.05, 0.075), "cifar": (0.02, 0.04, 0.06)}[
+            variant
+        ][difficulty - 1]
         x = to_tensor(cropped(img))
         out.append(np.asarray(img) if variant == "cifar" else to_pil_array(x))
         for i in range(1, 31):
             out.append(to_pil_array(torch.clamp(x + sigma * draws[i - 1], 0, 1)))
     elif name == "shot_noise":
-        lam = {"imagenet": (300, 120, 60), "cifar": (700, 400, 200)}[variant][difficulty - 1]
+        lam = {"imagenet": (300, 120, 60), "tinyimagenet": (500, 250, 125), "cifar": (700, 400, 200)}[variant][
+            difficulty - 1
+        ]
         base = cropped(img)
         out.append(np.asarray(base))
         for i in range(1, 31):
             out.append(np.uint8(255 * np.clip(draws[i - 1] / lam, 0, 1)))
     elif name == "speckle_noise":
-        s = {"imagenet": (0.05, 0.10, 0.15), "cifar": (0.05, 0.07, 0.1)}[variant][difficulty - 1]
+        s = {"imagenet": (0.05, 0.10, 0.15), "tinyimagenet": (0.05, 0.1, 0.15), "cifar": (0.05, 0.07, 0.1)}[variant][
+            difficulty - 1
+        ]
         base = cropped(img)
         out.append(np.asarray(base))
         x = np.asarray(base) / 255.0
         for i in range(1, 31):
             out.append(np.uint8(255 * np.clip(x + x * (0.0 + s * draws[i - 1]), 0, 1)))
     elif name == "brightness":
-        step = {"imagenet": 2, "cifar": 1.5}[variant]
+        step = {"imagenet": 2, "tinyimagenet": 2, "cifar": 1.5}[variant]
         x = np.asarray(cropped(img)) / 255.0
         for i in range(31):
             hsv = skcolor.rgb2hsv(x)
             hsv[:, :, 2] = np.clip(hsv[:, :, 2] + (i - 15) * step / 100.0, 0, 1)
             out.append(np.uint8(skcolor.hsv2rgb(hsv) * 255))
     elif name == "translate":
-        n, k = {"imagenet": (41, 20), "cifar": (16, 7)}[variant]
+        n, k = {"imagenet": (41, 20), "tinyimagenet": (31, 15), "cifar": (16, 7)}[variant]
         for i in range(n):
             out.append(np.asarray(cropped(tv_affine(img, translate=(i - k, 0)))))
     elif name == "rotate":
@@ -117,22 +123,34 @@ def ref_frames(name, img, variant, difficulty, draws=None):
             avg += to_tensor(cropped(tv_affine(img, scale=1 + 0.004 * i, resample=Image.BILINEAR)))
             out.append(to_pil_array(avg / (i + 1)))
     elif name == "gaussian_blur":
-        base, step, trunc = {"imagenet": (0.25, 0.035, 6.0), "cifar": (0.3, 0.015, 7.0)}[variant]
+        base, step, trunc = {
+            "imagenet": (0.25, 0.035, 6.0),
+            "tinyimagenet": (0.35, 0.014, 7.0),
+            "cifar": (0.3, 0.015, 7.0),
+        }[variant]
         x = np.asarray(cropped(img)) / 255.0
         for i in range(31):
             out.append(np.uint8(255 * sk_gaussian(x, sigma=base + step * i, channel_axis=-1, truncate=trunc)))
     elif name == "motion_blur":
-        radius, sigma, n, offset, step = {"imagenet": (10, 3, 31, 30, 4), "cifar": (6, 1.8, 21, 20, 9)}[variant]
+        radius, sigma, n, offset, step = {
+            "imagenet": (10, 3, 31, 30, 4),
+            "tinyimagenet": (14, 3, 31, 30, 5),
+            "cifar": (6, 1.8, 21, 20, 9),
+        }[variant]
         base = np.asarray(cropped(img))
         for i in range(n):
             # Wand / ImageMagick stand-in: imagecorruptions' NumPy port, read back as 8-bit (nearest level)
             blurred = ic_corruptions._motion_blur(base, radius=radius, sigma=sigma, angle=(i - offset) * step)
             out.append(np.uint8(np.clip(np.rint(blurred), 0, 255)))
     elif name == "snow":
-        zoom, radius, sigma = {"imagenet": (3, 14, 4), "cifar": (2, 10, 2)}[variant]
+        spread, zoom, radius, sigma = {
+            "imagenet": (0.3, 3, 14, 4),
+            "tinyimagenet": (0.28, 2, 10, 2.5),
+            "cifar": (0.3, 2, 10, 2),
+        }[variant]
         x = np.asarray(cropped(img)) / 255.0
         n = x.shape[0]
-        layer = (0.05 + 0.3 * draws)[..., np.newaxis]  # np.random.normal(loc=0.05, scale=0.3), draw for draw
+        layer = (0.05 + spread * draws)[..., np.newaxis]  # np.random.normal(loc=0.05, scale=spread), draw for draw
         side = int(np.ceil(n / zoom))
         top = (n - side) // 2
         layer = scipy_zoom(layer[top : top + side, top : top + side], (zoom, zoom, 1), order=1)
@@ -161,6 +179,7 @@ def ref_frames(name, img, variant, difficulty, draws=None):
     elif name == "spatter":
         loc, scale, sigma, thr, flow = {
             "imagenet": (0.65, 0.27, 3.7, 0.69, [0.05, 0.1, 0.15, 0.7]),
+            "tinyimagenet": (0.6, 0.25, 1.75, 0.7, [0.2, 0.8]),
             "cifar": (0.6, 0.265, 1.75, 0.7, [0.2, 0.8]),
         }[variant]
         x = cv2.cvtColor(np.array(cropped(img), dtype=np.float32) / 255.0, cv2.COLOR_BGR2BGRA)
@@ -260,7 +279,9 @@ def shared_draws(name, u: torch.Tensor, variant, difficulty, seed):
         params = spec.sample(u, difficulty, variant, [torch.Generator().manual_seed(seed + b) for b in range(len(u))])
         return params, [params["noise"][b] for b in range(len(u))]
     if name == "shot_noise":
-        lam = {"imagenet": (300, 120, 60), "cifar": (700, 400, 200)}[variant][difficulty - 1]
+        lam = {"imagenet": (300, 120, 60), "tinyimagenet": (500, 250, 125), "cifar": (700, 400, 200)}[variant][
+            difficulty - 1
+        ]
         np.random.seed(seed)
         per_image = []
         for b in range(len(u)):
@@ -299,7 +320,7 @@ def test_numpy_normal_is_scaled_standard_normal():
 def _compare(name, images: np.ndarray, variant, difficulty, seed=0):
     u = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).contiguous()
     spec = get_spec(name)
-    crop = {"imagenet": 224, "cifar": None}[variant]
+    crop = {"imagenet": 224, "tinyimagenet": 64, "cifar": None}[variant]
     work = u if spec.geometric or crop is None else torch.stack([to_uint8_hwc_crop(im, crop) for im in images])
     params, draws = shared_draws(name, work, variant, difficulty, seed)
     frames = spec.apply(work, difficulty, variant, params)
@@ -324,6 +345,12 @@ def to_uint8_hwc_crop(im: np.ndarray, crop: int) -> torch.Tensor:
 def test_fidelity_cifar(name):
     for difficulty in (1, 3) if "noise" in name else (1,):
         _compare(name, cifar_inputs(), "cifar", difficulty, seed=difficulty)
+
+
+@pytest.mark.parametrize("name", IMPLEMENTED)
+def test_fidelity_tinyimagenet(name):
+    images = np.stack([photo("rocket", (64, 64))])  # Tiny-ImageNet images are 64 x 64 (Resize(64) keeps them)
+    _compare(name, images, "tinyimagenet", 3 if "noise" in name else 1, seed=11)
 
 
 @pytest.mark.parametrize("name", IMPLEMENTED)
