@@ -412,3 +412,16 @@ def test_errors():
         perturb(x, "rotate", 4, variant="cifar")
     with pytest.raises(AugrobustValueError, match="RGB"):
         perturb(torch.zeros(1, 1, 32, 32), "rotate", 1, variant="cifar")
+
+
+def test_pil_affine_nearest_against_pillow():
+    """The general nearest path (translate uses a plain shift): Pillow's NEAREST affine, sub-pixel offsets too."""
+    from augrobust.perturbations.spec import old_torchvision_affine_matrix, pil_affine
+
+    img = photo("coffee", (40, 56))
+    u = torch.from_numpy(img.copy()).permute(2, 0, 1)[None]
+    cases = [(0.0, (-5, 0), 1.0, 0.0), (7.0, (3, 2), 1.1, 0.0), (0.0, (0, 0), 0.8, 9.0)]
+    got = pil_affine(u, [old_torchvision_affine_matrix(56, 40, *c) for c in cases], bilinear=False)
+    for t, c in enumerate(cases):
+        ref = np.asarray(tv_affine(Image.fromarray(img), *c, resample=Image.NEAREST))
+        assert np.array_equal(got[0, t].permute(1, 2, 0).numpy(), ref), c

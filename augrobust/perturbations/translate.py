@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from augrobust.perturbations.spec import PerturbationSpec, old_torchvision_affine_matrix, pil_affine, register
+from augrobust.perturbations.spec import PerturbationSpec, register
 
 __all__ = ["OFFSETS", "apply"]
 
@@ -20,9 +20,14 @@ def apply(u: torch.Tensor, difficulty: int, variant: str, params: dict[str, torc
         [1, 0, 0, 0, 0, 0, 0, 0]
     """
     frames, k = OFFSETS[variant]
-    h, w = u.shape[-2:]
-    coef = [old_torchvision_affine_matrix(w, h, 0.0, (i - k, 0), 1.0, 0.0) for i in range(frames)]
-    return pil_affine(u, coef, bilinear=False)
-
+    w = u.shape[-1]
+    out = torch.zeros((u.shape[0], frames, *u.shape[1:]), dtype=u.dtype, device=u.device)
+    for i in range(frames):  # frames, not images
+        # torchvision's matrix for an integer translate t is [1, 0, -t, 0, 1, 0] exactly, and Pillow's nearest
+        # sampling then reads column x - t: a plain shift with black fill (pil_affine gives the same frames)
+        t = i - k
+        if abs(t) < w:
+            out[:, i, ..., max(t, 0) : w + min(t, 0)] = u[..., max(-t, 0) : w - max(t, 0)]
+    return out
 
 SPEC = register(PerturbationSpec("translate", "test", {v: f for v, (f, _) in OFFSETS.items()}, apply, geometric=True))
