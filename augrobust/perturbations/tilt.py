@@ -65,13 +65,13 @@ def _warp(u: torch.Tensor, inverse: np.ndarray) -> torch.Tensor:
     sx, sy = big_x >> 5, big_y >> 5
     ax, ay = big_x & 31, big_y & 31
     weights = ((32 - ay) * (32 - ax) * 32, (32 - ay) * ax * 32, ay * (32 - ax) * 32, ay * ax * 32)
-    flat = u.reshape(b, c, h * w).long()
-    acc = torch.zeros((b, c, h * w), dtype=torch.long, device=dev)
+    flat = u.reshape(b, c, h * w)
+    acc = torch.zeros((b, c, h * w), dtype=torch.int32, device=dev)  # at most 255 * 2^15: fits in int32
     for (dy, dx), wt in zip(((0, 0), (0, 1), (1, 0), (1, 1)), weights):
         yy, xx = sy + dy, sx + dx
         inside = ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)).reshape(-1)
         idx = (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).reshape(-1)
-        acc += flat[:, :, idx] * (wt.reshape(-1) * inside)
+        acc += flat[:, :, idx].int() * (wt.reshape(-1) * inside).int()
     return ((acc + (1 << 14)) >> 15).clamp(0, 255).to(torch.uint8).view(b, c, h, w)
 
 
