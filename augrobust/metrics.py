@@ -272,7 +272,9 @@ def p_rule(name: str) -> str:
 
 def _check_rule(rule: object, stride: object) -> int:
     if rule not in P_RULES:
-        raise AugrobustValueError(f"rule must be one of {P_RULES}, got {rule!r}.")
+        raise AugrobustValueError(
+            f"unknown rule {rule!r}; valid: {list(P_RULES)} (p_rule(name) gives a perturbation's rule)."
+        )
     if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
         raise AugrobustValueError(f"stride must be an int >= 1 (the difficulty), got {stride!r}.")
     if rule == "noise" and stride != 1:
