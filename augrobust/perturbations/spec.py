@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -64,7 +64,6 @@ class PerturbationSpec:
     sample: Sampler = _no_params
     geometric: bool = False
     difficulties: tuple[int, ...] = (1, 2, 3)
-    variants: tuple[str, ...] = field(default=VARIANTS)
 
 
 #: name -> spec, filled by the perturbation modules on import.
