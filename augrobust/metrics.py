@@ -210,3 +210,254 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor, *, topk: int = 1) -> fl
     top = logits.topk(topk, dim=1).indices
     hits = (top == labels.to(top.device).view(-1, 1)).any(dim=1)
     return float(hits.double().mean())
+
+
+# ======================================================================================================
+# ImageNet-P / CIFAR-10-P stability metrics (flip probability, flip rate, top-5 distance)
+# ======================================================================================================
+#
+# As ``ImageNet-P/test.py`` of hendrycks/robustness computes them (``cifar-p-eval.py`` is the same):
+#
+# * noise sequences (gaussian_noise, shot_noise, speckle_noise: every name containing "noise"): each frame
+#   j >= 1 is compared with the clean first frame 0; the difficulty only selects the data set, the stride is 1;
+# * the other sequences: with stride d = the difficulty, frame j is compared with frame j - d for j >= d
+#   (the script walks ``preds[i::d]`` for each offset i < d; both visit the same T - d pairs);
+# * a video's value is the mean over its pairs, the data set's value the mean over videos.
+#
+# Top-5 distance of a pair: with the previous frame's classes ranked 0, 1, 2, ... and r_k the rank (0-based,
+# ties broken by the lower class index, as ``rankdata(-logits, method="ordinal")``) that the previous frame's
+# k-th class takes in the next frame, ``sum_{k<5} |k - min(r_k, 5)|``. The Zipf distance is the script's
+# second ranking distance, ``sum_k |1/(k+1) - 1/(r_k+1)| / (k+1)`` over all classes.
+#
+# No AlexNet constants are shipped for these metrics: the published AlexNet FP / uT5D values are not in the
+# reference code (imagenet_p.md), so flip rate and T5D are only computed against a baseline the caller gives.
+
+__all__ += [
+    "P_RULES",
+    "flip_probability",
+    "flip_probability_per_video",
+    "flip_rate",
+    "is_noise_perturbation",
+    "mean_flip_rate",
+    "mean_top5_distance",
+    "p_rule",
+    "top5_distance",
+    "top5_distance_per_video",
+    "zipf_distance_per_video",
+]
+
+#: The two comparison rules of the reference test script.
+P_RULES: tuple[str, ...] = ("noise", "consecutive")
+
+
+def is_noise_perturbation(name: str) -> bool:
+    """Whether ``name`` is compared against its first frame (the script's ``'noise' in perturbation``).
+
+    Example:
+        >>> is_noise_perturbation("speckle_noise"), is_noise_perturbation("rotate")
+        (True, False)
+    """
+    return "noise" in name
+
+
+def p_rule(name: str) -> str:
+    """The comparison rule of perturbation ``name``: ``"noise"`` or ``"consecutive"``.
+
+    Example:
+        >>> p_rule("shot_noise"), p_rule("translate")
+        ('noise', 'consecutive')
+    """
+    return "noise" if is_noise_perturbation(name) else "consecutive"
+
+
+def _check_rule(rule: object, stride: object) -> int:
+    if rule not in P_RULES:
+        raise AugrobustValueError(
+            f"unknown rule {rule!r}; valid: {list(P_RULES)} (p_rule(name) gives a perturbation's rule)."
+        )
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise AugrobustValueError(f"stride must be an int >= 1 (the difficulty), got {stride!r}.")
+    if rule == "noise" and stride != 1:
+        raise AugrobustValueError(
+            f"the noise rule compares every frame with frame 0 and has no stride, got stride={stride}; "
+            "pass stride=1 (the difficulty of a noise sequence only selects its noise level)."
+        )
+    return stride
+
+
+def _pairs(frames: int, rule: str, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (previous, next) of the compared frames."""
+    if frames <= stride:
+        raise AugrobustValueError(f"a sequence of {frames} frames has no pair at stride {stride}; need > {stride}.")
+    nxt = torch.arange(stride if rule == "consecutive" else 1, frames)
+    prev = nxt - stride if rule == "consecutive" else torch.zeros_like(nxt)
+    return prev, nxt
+
+
+def flip_probability_per_video(predictions: torch.Tensor, *, rule: str, stride: int = 1) -> torch.Tensor:
+    """Flip probability of each video: ``(V, T)`` top-1 labels -> ``(V,)`` float64.
+
+    Args:
+        predictions: integer top-1 predictions, one row per video, one column per frame.
+        rule: ``"noise"`` (compare with frame 0) or ``"consecutive"`` (frame j with j - stride).
+        stride: the difficulty for the consecutive rule; 1 for the noise rule.
+
+    Example:
+        >>> import torch
+        >>> flip_probability_per_video(torch.tensor([[0, 0, 1, 1, 0]]), rule="consecutive")
+        tensor([0.5000], dtype=torch.float64)
+        >>> flip_probability_per_video(torch.tensor([[0, 0, 1, 1, 0]]), rule="noise")
+        tensor([0.5000], dtype=torch.float64)
+    """
+    stride = _check_rule(rule, stride)
+    if not isinstance(predictions, torch.Tensor) or predictions.ndim != 2:
+        raise AugrobustValueError(
+            f"predictions must be a (videos, frames) tensor of labels, got {getattr(predictions, 'shape', predictions)!r}."
+        )
+    if predictions.is_floating_point() or predictions.is_complex():
+        raise AugrobustTypeError(
+            f"predictions must hold integer labels, got {predictions.dtype}; pass logits.argmax(-1)."
+        )
+    prev, nxt = _pairs(predictions.shape[1], rule, stride)
+    prev, nxt = prev.to(predictions.device), nxt.to(predictions.device)
+    return (predictions[:, nxt] != predictions[:, prev]).double().mean(dim=1)
+
+
+def flip_probability(predictions: torch.Tensor, *, rule: str, stride: int = 1) -> float:
+    """Flip probability (FP) of a set of videos: the mean over videos of :func:`flip_probability_per_video`.
+
+    Example:
+        >>> import torch
+        >>> flip_probability(torch.tensor([[3, 3, 3], [3, 1, 3]]), rule="consecutive")
+        0.5
+    """
+    values = flip_probability_per_video(predictions, rule=rule, stride=stride)
+    if values.numel() == 0:
+        raise AugrobustValueError("the flip probability of zero videos is undefined.")
+    return float(values.mean())
+
+
+def _check_scores(logits: object) -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 3:
+        raise AugrobustValueError(
+            f"logits must be a (videos, frames, classes) tensor, got {getattr(logits, 'shape', logits)!r}."
+        )
+    if not logits.is_floating_point():
+        raise AugrobustTypeError(f"logits must be floating point, got {logits.dtype}.")
+    return logits
+
+
+def _ranks_of(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class order (best first) and the 0-based rank of each class, ties to the lower class index."""
+    order = torch.argsort(-logits, dim=-1, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(-1, order, torch.arange(logits.shape[-1], device=logits.device).expand_as(order))
+    return order, ranks
+
+
+def _moved_ranks(logits: torch.Tensor, rule: str, stride: int) -> torch.Tensor:
+    """For each compared pair: the next frame's 0-based rank of the previous frame's k-th class, (V, P, K)."""
+    stride = _check_rule(rule, stride)
+    logits = _check_scores(logits)
+    prev, nxt = _pairs(logits.shape[1], rule, stride)
+    order, ranks = _ranks_of(logits)
+    prev, nxt = prev.to(logits.device), nxt.to(logits.device)
+    return torch.gather(ranks[:, nxt], -1, order[:, prev])
+
+
+def top5_distance_per_video(logits: torch.Tensor, *, rule: str, stride: int = 1) -> torch.Tensor:
+    """Top-5 distance of each video: ``(V, T, K)`` scores -> ``(V,)`` float64 (mean over its compared pairs).
+
+    Example:
+        >>> import torch
+        >>> a = torch.tensor([9.0, 8, 7, 6, 5, 4, 3])  # classes ranked 0, 1, ..., 6
+        >>> b = torch.tensor([8.0, 9, 7, 6, 5, 4, 3])  # the first two swap
+        >>> top5_distance_per_video(torch.stack([a, b])[None], rule="consecutive")
+        tensor([2.], dtype=torch.float64)
+    """
+    if isinstance(logits, torch.Tensor) and logits.ndim == 3 and logits.shape[-1] < 5:
+        raise AugrobustValueError(f"the top-5 distance needs at least 5 classes, got {logits.shape[-1]}.")
+    moved = _moved_ranks(logits, rule, stride)[..., :5]
+    position = torch.arange(5, device=moved.device)
+    per_pair = (position - moved.clamp(max=5)).abs().sum(-1)
+    return per_pair.double().mean(dim=1)
+
+
+def zipf_distance_per_video(logits: torch.Tensor, *, rule: str, stride: int = 1) -> torch.Tensor:
+    """The script's Zipf ranking distance of each video, ``(V, T, K)`` -> ``(V,)`` float64.
+
+    Example:
+        >>> import torch
+        >>> x = torch.tensor([[[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]]])
+        >>> zipf_distance_per_video(x, rule="consecutive")
+        tensor([0.], dtype=torch.float64)
+    """
+    moved = _moved_ranks(logits, rule, stride)
+    recip = 1.0 / torch.arange(1, moved.shape[-1] + 1, device=moved.device, dtype=torch.float64)
+    per_pair = ((recip - recip[moved]).abs() * recip).sum(-1)
+    return per_pair.mean(dim=1)
+
+
+def top5_distance(logits: torch.Tensor, *, rule: str, stride: int = 1) -> float:
+    """Unnormalised top-5 distance (uT5D) of a set of videos: the mean over videos.
+
+    Example:
+        >>> import torch
+        >>> top5_distance(torch.zeros(2, 4, 10), rule="noise")
+        0.0
+    """
+    values = top5_distance_per_video(logits, rule=rule, stride=stride)
+    if values.numel() == 0:
+        raise AugrobustValueError("the top-5 distance of zero videos is undefined.")
+    return float(values.mean())
+
+
+def flip_rate(value: float, baseline: float) -> float:
+    """Flip rate (or T5D): a model's FP (or uT5D) over the baseline model's on the same perturbation.
+
+    Example:
+        >>> flip_rate(0.02, 0.08)
+        0.25
+    """
+    value, baseline = float(value), float(baseline)
+    if not value >= 0.0:
+        raise AugrobustValueError(f"the model's value must be a number >= 0, got {value}.")
+    if not baseline > 0.0:
+        raise AugrobustValueError(
+            f"the baseline value must be > 0, got {baseline}; a baseline that never flips cannot normalise."
+        )
+    return value / baseline
+
+
+def _mean_ratio(model: Mapping[str, float], baseline: Mapping[str, float], what: str) -> float:
+    if not isinstance(model, Mapping) or not model:
+        raise AugrobustValueError(f"{what} needs a non-empty mapping perturbation -> value, got {model!r}.")
+    if not isinstance(baseline, Mapping):
+        raise AugrobustTypeError(f"baseline must be a mapping perturbation -> value, got {type(baseline).__name__}.")
+    missing = sorted(set(model) - set(baseline))
+    if missing:
+        raise AugrobustValueError(
+            f"the baseline has no value for {missing}; it covers {sorted(baseline)}. "
+            "Evaluate the baseline model on the same perturbations."
+        )
+    return sum(flip_rate(model[name], baseline[name]) for name in model) / len(model)
+
+
+def mean_flip_rate(model: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+    """mFR: the mean over the model's perturbations of FP / baseline FP (no built-in AlexNet values).
+
+    Example:
+        >>> mean_flip_rate({"rotate": 0.1, "scale": 0.3}, {"rotate": 0.2, "scale": 0.3})
+        0.75
+    """
+    return _mean_ratio(model, baseline, "mFR")
+
+
+def mean_top5_distance(model: Mapping[str, float], baseline: Mapping[str, float]) -> float:
+    """mT5D: the mean over the model's perturbations of uT5D / baseline uT5D.
+
+    Example:
+        >>> mean_top5_distance({"tilt": 1.0}, {"tilt": 4.0})
+        0.25
+    """
+    return _mean_ratio(model, baseline, "mT5D")
