@@ -26,6 +26,8 @@ from augrobust.errors import AugrobustError, AugrobustFileNotFoundError, Augrobu
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from augrobust import functional, v2
     from augrobust.corruptions import corrupt, get_corruption_names, sample_corruption_params
+    from augrobust.perturbation_eval import evaluate_perturbations
+    from augrobust.perturbations import perturb
     from augrobust.transforms import (
         DFMX,
         AdversarialNoise,
@@ -54,8 +56,10 @@ __all__ = [
     "SpeckleNoise",
     "__version__",
     "corrupt",
+    "evaluate_perturbations",
     "functional",
     "get_corruption_names",
+    "perturb",
     "sample_corruption_params",
     "v2",
 ]
@@ -69,6 +73,8 @@ _LAZY: dict[str, str] = {
          "RobustAugmentation", "SpeckleNoise"),
         "augrobust.transforms",
     ),
+    "perturb": "augrobust.perturbations",
+    "evaluate_perturbations": "augrobust.perturbation_eval",
 }  # fmt: skip
 
 
