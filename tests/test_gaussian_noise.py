@@ -258,3 +258,18 @@ def test_parse_strength_kinds():
 def test_apply_reports_missing_params():
     with pytest.raises(augrobust.AugrobustValueError, match=r"missing \['sigma'\]"):
         apply_gaussian_noise(torch.rand(1, 3, 4, 4), {"noise": torch.zeros(1, 3, 4, 4)})
+
+
+def test_functional_gaussian_noise_has_torchvision_meaning_and_values():
+    # The name is torchvision's, so it takes torchvision's arguments (mean, sigma, clip) and, from the same
+    # global RNG state, gives torchvision's values.
+    from torchvision.transforms.v2 import functional as TF
+
+    from augrobust.functional import gaussian_noise
+
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    for args in [(), (0.0, 0.2), (0.1, 0.3, False), (-0.2, 0.05, True)]:
+        torch.manual_seed(7)
+        want = TF.gaussian_noise(x, *args)
+        torch.manual_seed(7)
+        assert torch.equal(gaussian_noise(x, *args), want), args

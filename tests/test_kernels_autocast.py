@@ -63,7 +63,7 @@ def _functional_cases() -> dict[str, object]:
         "apply_gaussian_noise_eps": lambda x: F.apply_gaussian_noise(x, F.sample_gaussian_noise(
             x.shape, eps=3.0, generator=seeded())),
         "apply_speckle_noise": lambda x: F.apply_speckle_noise(x, F.sample_speckle_noise(x.shape, generator=seeded())),
-        "gaussian_noise": lambda x: F.gaussian_noise(x, 0.1, generator=seeded()),
+        "gaussian_noise": lambda x: F.gaussian_noise(x, sigma=0.1, generator=seeded()),
         "gaussian_noise_l2": lambda x: F.gaussian_noise_l2(x, 3.0, generator=seeded()),
         "speckle_noise": lambda x: F.speckle_noise(x, 0.3, generator=seeded()),
         "calibrate_l2": lambda x: F.calibrate_l2(x, direction, 3.0).image,

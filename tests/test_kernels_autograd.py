@@ -93,7 +93,7 @@ def _functional_cases() -> dict[str, object]:
             x.shape, eps=1.5, generator=seeded(), dtype=x.dtype)),
         "apply_speckle_noise": lambda x: F.apply_speckle_noise(x, F.sample_speckle_noise(
             x.shape, generator=seeded(), dtype=x.dtype)),
-        "gaussian_noise": lambda x: F.gaussian_noise(x, 0.1, generator=seeded()),
+        "gaussian_noise": lambda x: F.gaussian_noise(x, sigma=0.1, generator=seeded()),
         "gaussian_noise_l2": lambda x: F.gaussian_noise_l2(x, 1.5, generator=seeded()),
         "speckle_noise": lambda x: F.speckle_noise(x, 0.3, generator=seeded()),
         "project_l2": lambda x: F.project_l2(x, direction, 1.5),

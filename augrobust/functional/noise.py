@@ -242,19 +242,35 @@ def apply_gaussian_noise(x: torch.Tensor, params: dict[str, torch.Tensor]) -> to
 
 @autocast_exempt
 def gaussian_noise(
-    x: torch.Tensor, sigma: float | torch.Tensor = 0.5, *, generator: torch.Generator | None = None
+    x: torch.Tensor,
+    mean: float = 0.0,
+    sigma: float | torch.Tensor = 0.1,
+    clip: bool = True,
+    *,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """``clip(x + sigma * n, 0, 1)``, ``n ~ N(0, I)``, on a float batch (B, C, H, W) in ``[0, 1]``.
+    """``x + mean + sigma * n``, ``n ~ N(0, I)``, clipped to ``[0, 1]``: torchvision's ``gaussian_noise``.
+
+    Same arguments and meaning as ``torchvision.transforms.v2.functional.gaussian_noise`` (and the same
+    values from the same global RNG state), plus a per-image ``sigma`` (a ``(B,)`` tensor) and ``generator``.
+
+    Args:
+        x: float image or batch ``(..., C, H, W)`` in ``[0, 1]``.
+        mean: mean of the noise.
+        sigma: standard deviation, a float or one per image (``(B,)``).
+        clip: clip the result to ``[0, 1]``.
+        generator: optional ``torch.Generator`` on ``x``'s device.
 
     Example:
-        >>> gaussian_noise(torch.full((1, 3, 4, 4), 0.5), 0.0).unique().tolist()
+        >>> gaussian_noise(torch.full((1, 3, 4, 4), 0.5), sigma=0.0).unique().tolist()
         [0.5]
     """
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=_noise_dtype(x.dtype))
     sig = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if sig.ndim:
         sig = sig.reshape(-1, *([1] * (x.ndim - 1)))
-    return (x + sig * noise).clamp_(0.0, 1.0)
+    out = x + (mean + noise * sig)
+    return out.clamp(0.0, 1.0) if clip else out
 
 
 @autocast_exempt
