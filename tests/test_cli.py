@@ -58,7 +58,7 @@ HEAVY = (
     "torch.utils.cpp_extension",
     "augrobust.train",
     "augrobust.train.trainer",
-    "augrobust.evaluate",
+    "augrobust.evaluation",
     "augrobust.benchmark.suite",
     "augrobust.corruptions",
     "augrobust.transforms",
@@ -191,13 +191,13 @@ def no_compute(monkeypatch):
     """Fail the test if the evaluation, the DFM sweep, training or the benchmark timing starts."""
     import augrobust.benchmark.suite
     import augrobust.dfm
-    import augrobust.evaluate
+    import augrobust.evaluation
     import augrobust.train.trainer
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the work started before the inputs were checked")
 
-    monkeypatch.setattr(augrobust.evaluate, "evaluate_corruptions", forbidden)
+    monkeypatch.setattr(augrobust.evaluation, "evaluate_corruptions", forbidden)
     monkeypatch.setattr(augrobust.dfm, "compute_dfms", forbidden)
     monkeypatch.setattr(augrobust.train.trainer, "train", forbidden)
     monkeypatch.setattr(augrobust.benchmark.suite, "run_suite", forbidden)

@@ -16,7 +16,7 @@ from augrobust.corruptions import _spec
 from augrobust.corruptions._spec import CorruptionSpec
 from augrobust.data import SyntheticShapes
 from augrobust.errors import AugrobustValueError
-from augrobust.evaluate import CorruptionReport, corruption_batch_seed, evaluate_corruptions
+from augrobust.evaluation import CorruptionReport, corruption_batch_seed, evaluate_corruptions
 from augrobust.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS
 
 
@@ -112,7 +112,7 @@ def test_constant_classifier_error_is_the_share_of_other_labels(two_corruptions)
 
 
 def test_default_corruptions_are_all_registered_ones_and_training_mode_is_restored(monkeypatch, two_corruptions):
-    import augrobust.evaluate as evaluate_module
+    import augrobust.evaluation as evaluate_module
 
     # The registry grows as corruptions land; pin it so that this test stays small.
     monkeypatch.setattr(evaluate_module, "registered_names", lambda: tuple(two_corruptions))

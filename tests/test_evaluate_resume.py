@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 import augrobust
 from augrobust.data import DatasetFileNotFoundError, SyntheticShapes
 from augrobust.errors import AugrobustValueError
-from augrobust.evaluate import STATE_NAME, evaluate_corruptions
+from augrobust.evaluation import STATE_NAME, evaluate_corruptions
 
 CORRUPTIONS = ["gaussian_noise", "contrast"]  # a seeded random one and a deterministic one
 
@@ -48,7 +48,7 @@ _SCRIPT = """
 import json, os, signal, sys
 import torch
 from augrobust.data import SyntheticShapes
-from augrobust.evaluate import evaluate_corruptions
+from augrobust.evaluation import evaluate_corruptions
 
 out_dir, report_path, kill_at, kill_in_write = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 calls = 0

@@ -90,7 +90,7 @@ def _check_npy_root(root: str, corruptions: list[str] | None, severity: int) -> 
 def run(args: argparse.Namespace) -> int:
     """Check the inputs and the output folder, evaluate, write the three report files."""
     from augrobust.data import from_spec
-    from augrobust.evaluate import evaluate_corruptions
+    from augrobust.evaluation import evaluate_corruptions
     from augrobust.train.checkpoint import load_model
 
     model, config = load_model(args.checkpoint, args.device)
