@@ -26,6 +26,8 @@ from augrobust.errors import AugrobustError, AugrobustFileNotFoundError, Augrobu
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from augrobust import functional, v2
     from augrobust.corruptions import corrupt, get_corruption_names, sample_corruption_params
+    from augrobust.evaluation import evaluate
+    from augrobust.report import CorruptionReport
     from augrobust.transforms import (
         DFMX,
         AdversarialNoise,
@@ -46,6 +48,7 @@ __all__ = [
     "AugrobustTypeError",
     "AugrobustValueError",
     "Corruption",
+    "CorruptionReport",
     "DFMX",
     "FourierNoise",
     "GaussianNoise",
@@ -54,6 +57,7 @@ __all__ = [
     "SpeckleNoise",
     "__version__",
     "corrupt",
+    "evaluate",
     "functional",
     "get_corruption_names",
     "sample_corruption_params",
@@ -64,6 +68,9 @@ __all__ = [
 # ``import augrobust`` (and with it the ``augrobust`` command's ``--help``) does not load torch.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("corrupt", "get_corruption_names", "sample_corruption_params"), "augrobust.corruptions"),
+    # A function, not the module: the evaluation module is augrobust.evaluation, so nothing shadows it.
+    "evaluate": "augrobust.evaluation",
+    "CorruptionReport": "augrobust.report",
     **dict.fromkeys(
         ("AdversarialNoise", "Corruption", "DFMX", "FourierNoise", "GaussianNoise", "RandomCorruption",
          "RobustAugmentation", "SpeckleNoise"),
