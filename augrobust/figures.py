@@ -165,7 +165,7 @@ def plot_severity_curves(
         ax.set_xticks(range(0, 6))
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="best")
         if k % ncol == 0:
             ax.set_ylabel("top-1 accuracy (%)")
     for k in range(len(families), nrow * ncol):
@@ -204,7 +204,7 @@ def plot_comparison(reports: Sequence[CorruptionReport], path: str | os.PathLike
         summary.append("mCE")
     fig, (ax1, ax2) = plt.subplots(
         1, 2, figsize=(4 + 0.35 * len(names) * max(len(reports), 2) / 2 + 4, 4.2),
-        gridspec_kw={"width_ratios": [1 + len(summary) * 0.3, max(len(names) * 0.5, 2)]},
+        gridspec_kw={"width_ratios": [1.5 + len(summary) * 0.4, max(len(names) * 0.5, 2)]},
     )  # fmt: skip
     width = 0.8 / len(reports)
     for m, r in enumerate(reports):
@@ -222,10 +222,12 @@ def plot_comparison(reports: Sequence[CorruptionReport], path: str | os.PathLike
     sets = {len(r.benchmark_corruptions()) for r in reports}
     ax1.set_xticks(range(len(summary)), summary)
     ax1.set_ylabel("%")
+    top = max([100.0] + [100 * m + 10 for m in mces if m is not None and has_mce])
+    ax1.set_ylim(0, top * 1.12)
     ax1.set_title(f"summary (means over {', '.join(map(str, sorted(sets)))} corruptions)", fontsize=9)
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=7, loc="upper left")
     ax2.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
-    ax2.set_ylabel("top-1 accuracy (%), mean over severities")
+    ax2.set_ylabel("top-1 acc. (%), mean of severities")
     ax2.set_ylim(0, 100)
     ax2.set_title("per corruption", fontsize=9)
     ax2.grid(axis="y", alpha=0.3)

@@ -33,8 +33,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from augrobust._tensor import check_image, from_float, to_float
 from augrobust import transforms as _kornia_forms
+from augrobust._tensor import check_image, from_float, to_float
 from augrobust.transforms.base import RobustAugmentation
 
 __all__ = [
