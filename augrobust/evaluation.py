@@ -553,7 +553,7 @@ def _resolve_names(
             where = "(expected <corruption>.npy)" if npy_root is not None else "(expected <corruption>/<severity>/)"
             raise DatasetFileNotFoundError(
                 f"no file for corruption(s) {missing} in {str(getattr(bench, 'root', bench.spec))!r} {where}; "
-                f"available: {', '.join(available) if available else 'none'}."
+                f"available: {', '.join(sorted(available)) if available else 'none'}."
             )
     else:
         names = list(registered_names()) if corruptions is None else list(corruptions)

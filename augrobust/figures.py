@@ -97,8 +97,7 @@ def plot_heatmap(report: CorruptionReport, path: str | os.PathLike[str], *, titl
     if report.clean_error is not None:
         grid[0, 0] = report.clean_error  # one number: shown once, the rest of the column stays grey
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(cols) + 1.6, 0.9 + 0.34 * len(names)))
-    cmap = plt.get_cmap("magma_r").copy()
-    cmap.set_bad("#eeeeee")
+    cmap = plt.get_cmap("magma_r").with_extremes(bad="#eeeeee")
     im = ax.imshow(np.ma.masked_invalid(100 * grid), cmap=cmap, vmin=0, vmax=100, aspect="auto")
     for i in range(len(names)):
         for j in range(len(cols)):

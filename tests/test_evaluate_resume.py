@@ -174,7 +174,7 @@ def test_a_finished_state_returns_the_report_without_compute(tmp_path):
         (dict(corruptions=["contrast", "gaussian_noise"]), "corruptions"),
         (dict(batch_size=2), "batch_size"),
         (dict(chunk_images=4), "chunk_images"),
-        (dict(preset="cifar"), "preset"),
+        (dict(preset="imagenet"), "preset"),  # auto gives these 32-px images "cifar"
         (dict(model=PixelHash(shift=0.5)), "model"),
         (dict(dataset=SyntheticShapes(12, seed=5, train=False)), "dataset"),
     ],

@@ -111,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
         from augrobust.figures import require_matplotlib
 
         require_matplotlib()  # before any compute: a missing extra is said now
-    out = check_output_dir(args.out)
     config: dict[str, Any] = {}
     if args.checkpoint is not None:
         from augrobust.train.checkpoint import load_model
@@ -123,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
         model = load_model_spec(args.model, weights=args.weights, num_classes=args.num_classes or 1000)
         name = args.name or args.model
+    out = check_output_dir(args.out)
     num_classes = int(config["num_classes"]) if config else (args.num_classes or 1000)
     image_size = args.image_size or config.get("image_size")
     # The synthetic test split of the training run: its seed is the trainer's (any seed's test split is
