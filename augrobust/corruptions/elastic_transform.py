@@ -28,7 +28,6 @@ interpolant as SciPy's ``'reflect'``), in cache-sized chunks; values within ~1.5
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import torch

@@ -13,8 +13,8 @@ from augrobust.functional.adversarial_noise import (
     project_l2,
     sample_adversarial_noise,
 )
-from augrobust.functional.frequency_mask import frequency_mask
 from augrobust.functional.fourier_basis import apply_fourier_noise, fourier_basis_waves, sample_fourier_noise
+from augrobust.functional.frequency_mask import frequency_mask
 from augrobust.functional.noise import (
     GNT_SIGMAS,
     SPECKLE_SIGMAS,
