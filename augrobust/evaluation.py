@@ -734,9 +734,9 @@ class _TensorImages(Dataset[tuple[torch.Tensor, int]]):
         if isinstance(image, torch.Tensor):
             return image, label
         if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
-            image = np.asarray(image.convert("RGB"), dtype=np.uint8)
+            image = np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
         if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == 3:
-            return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous(), label
+            return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous(), label
         raise AugrobustValueError(
             f"item {index} of the dataset is a {type(image).__name__}; give (3, H, W) tensors, PIL images or "
             "(H, W, 3) uint8 arrays."
