@@ -146,10 +146,16 @@ def run(args: argparse.Namespace) -> int:
                 raise AugrobustValueError(
                     f"no files for corruption {corruption!r} in {data.spec}; available: {', '.join(data.corruptions())}."
                 )
+    # The baseline is resolved (and a bad one refused) before any compute, by the rule evaluate() applies.
+    if isinstance(data, CorruptedBenchmark):
+        preset = data.preset if args.preset == "auto" else args.preset
+    else:
+        preset, _ = evaluation.auto_preset(int(data[0][0].shape[-1]), args.preset, args.reference)
+    baseline = evaluation.resolve_baseline(args.baseline, num_classes=num_classes, preset=preset)
     report = evaluation.evaluate(
         model, data, corruptions=_corruption_arg(args.corruptions) if args.corruptions else "common",
         severities=tuple(args.severities), preset=args.preset, reference=args.reference, normalize=args.normalize,
-        batch_size=args.batch_size, device=args.device, seed=args.seed, baseline=args.baseline,
+        batch_size=args.batch_size, device=args.device, seed=args.seed, baseline="none" if baseline is None else baseline,
         num_classes=num_classes, clean=clean, out_dir=out, model_name=name, progress=not args.quiet,
     )  # fmt: skip
     report.metadata.update(data=args.data)
