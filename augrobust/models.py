@@ -110,7 +110,13 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
     for prefix in _WRAPPER_PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches (e.g. another number of classes)
+        raise AugrobustValueError(
+            f"the weights {p!r} do not fit the model: {str(e).splitlines()[-1].strip()}; check --model and "
+            "--num-classes."
+        ) from e
     if result.missing_keys or result.unexpected_keys:
         raise AugrobustValueError(
             f"the weights {p!r} do not fit the model: missing {result.missing_keys[:4]}"

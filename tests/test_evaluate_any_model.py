@@ -235,3 +235,38 @@ def test_compare_writes_a_table_and_figures(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["comparison.md", "comparison.png", "severity_curves.png"]
     md = (out / "comparison.md").read_text()
     assert "| m0 | 90.00 | 85.00 | 2 of the 15 benchmark corruptions | n/a | none |" in md
+
+
+def test_model_specs_load_plain_state_dicts_and_refuse_wrong_ones(tmp_path, resnet):
+    from augrobust.models import load_model_spec
+
+    model, weights = resnet
+    loaded = load_model_spec("torchvision:resnet18", weights=weights, num_classes=10)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(loaded(x), model(x))
+    # DDP-style prefixes are stripped; an augrobust checkpoint's "model" entry is read.
+    torch.save({"model": {f"module.{k}": v for k, v in model.state_dict().items()}, "config": {}}, tmp_path / "c.pt")
+    assert torch.equal(load_model_spec("torchvision:resnet18", weights=tmp_path / "c.pt", num_classes=10)(x), model(x))
+    with pytest.raises(AugrobustValueError, match=r"do not fit the model.*--num-classes"):
+        load_model_spec("torchvision:resnet18", weights=weights, num_classes=1000)
+    with pytest.raises(AugrobustValueError, match="torchvision:NAME"):
+        load_model_spec("resnet18")
+    timm = pytest.importorskip("timm")  # a dev dependency
+    assert timm.__name__ == "timm"
+    assert load_model_spec("timm:resnet18", num_classes=7)(x).shape == (2, 7)
+
+
+def test_missing_timm_names_the_extra(monkeypatch):
+    import sys
+
+    from augrobust.models import load_model_spec
+
+    monkeypatch.setitem(sys.modules, "timm", None)
+    with pytest.raises(AugrobustValueError, match=r"augrobust\[timm\]"):
+        load_model_spec("timm:resnet18")
+
+
+def test_benchmark_specs_refuse_size_and_count_options(tmp_path):
+    root = _cifar_c(tmp_path / "c10c")
+    with pytest.raises(AugrobustValueError, match="do not apply"):
+        from_spec(f"cifar10-c:{root}", train=False, num_images=3)

@@ -114,6 +114,12 @@ def from_spec(
                 f"{spec!r} is a corrupted test benchmark; it has no training split. Train on the clean data "
                 "(e.g. 'cifar10:DIR') and evaluate on it with `augrobust eval`."
             )
+        if image_size is not None or num_images is not None:
+            raise AugrobustValueError(
+                f"{spec!r} holds pre-made files of a fixed size and set: image_size / num_images (--image-size, "
+                "--num-images) do not apply; to evaluate a subset of ImageNet-C give an image id list "
+                "(augrobust.data.ImageNetC(root, image_ids=...))."
+            )
         return _BENCHMARKS[kind](arg, kind)
     ds = _BUILDERS[kind](
         spec, arg if sep else None, train=train, seed=seed, image_size=image_size, num_classes=num_classes,
