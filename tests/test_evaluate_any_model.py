@@ -270,3 +270,14 @@ def test_benchmark_specs_refuse_size_and_count_options(tmp_path):
     root = _cifar_c(tmp_path / "c10c")
     with pytest.raises(AugrobustValueError, match="do not apply"):
         from_spec(f"cifar10-c:{root}", train=False, num_images=3)
+
+
+def test_an_imagenet_c_evaluation_resumes_and_refuses_other_files(tmp_path):
+    root = _imagenet_c_tree(tmp_path / "inc", sevs=(1, 2))
+    kw = dict(corruptions=["fog"], severities=(1, 2), device="cpu", progress=False, out_dir=tmp_path / "out")
+    first = augrobust.evaluate(MeanColour(), ImageNetC(root, crop=32), **kw)
+    again = augrobust.evaluate(MeanColour(), ImageNetC(root, crop=32), **kw)  # from the kept units
+    assert again.errors == first.errors and again.ece == first.ece
+    (root / "fog" / "2" / "n01" / "ILSVRC_0.JPEG").rename(root / "fog" / "2" / "n01" / "ILSVRC_9.JPEG")
+    with pytest.raises(AugrobustValueError, match="other arguments .*benchmark"):
+        augrobust.evaluate(MeanColour(), ImageNetC(root, crop=32), **kw)

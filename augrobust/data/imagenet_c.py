@@ -227,6 +227,7 @@ class ImageNetC(CorruptedBenchmark):
                 f"{str(base / 'gaussian_noise' / '1')!r}/<wnid>/*.JPEG."
             )
         self._classes = None if classes is None else list(classes)
+        self._datasets: dict[tuple[str, int], ImageNetCFolder] = {}
 
     def _unknown(self, path: Path) -> str:
         return (
@@ -266,14 +267,24 @@ class ImageNetC(CorruptedBenchmark):
                 f"{str(self.root)!r} has {len(classes)} class folders but the model has {num_classes} classes; "
                 "evaluate a model with the tree's classes."
             )
-        return ImageNetCFolder(self._folder(corruption, severity), classes, crop=self.crop, image_ids=self.image_ids)
+        key = (corruption, int(severity))
+        if key not in self._datasets:  # listing a 50,000-image folder once is enough
+            self._datasets[key] = ImageNetCFolder(
+                self._folder(corruption, severity), classes, crop=self.crop, image_ids=self.image_ids
+            )
+        return self._datasets[key]
 
     def fingerprint(self, corruptions: Sequence[str], severities: Sequence[int]) -> dict[str, Any]:
+        # The listed names and labels, and the sizes of each folder's first and last file: one stat per
+        # folder, not per image (ImageNet-C has 4.75 million files).
         h = hashlib.sha256()
         for name in corruptions:
             for s in severities:
-                for p, label in self.dataset(name, s).samples:
-                    h.update(f"{p.relative_to(self.root)}:{p.stat().st_size}:{label}\n".encode())
+                samples = self.dataset(name, s).samples
+                for p, label in samples:
+                    h.update(f"{p.parent.name}/{p.name}:{label}\n".encode())
+                for p, _ in (samples[0], samples[-1]):
+                    h.update(f"{p.relative_to(self.root)}:{p.stat().st_size}\n".encode())
         return {"spec": self.spec, "crop": self.crop, "files_sha256": h.hexdigest()}
 
 
