@@ -78,12 +78,15 @@ AUTO_PRESET_RULE = (
     "cifar and tinyimagenet (the released CIFAR-10-C / Tiny-ImageNet-C), imagecorruptions for imagenet"
 )
 
+
 def auto_preset(image_side: int, preset: str = "auto", reference: str = "auto") -> tuple[str, str]:
     """Resolve ``"auto"`` preset and reference from the images' side (:data:`AUTO_PRESET_RULE`).
 
     Example:
-        >>> auto_preset(32), auto_preset(64), auto_preset(224), auto_preset(32, "imagenet")
-        (('cifar', 'hendrycks'), ('tinyimagenet', 'hendrycks'), ('imagenet', 'imagecorruptions'), ('imagenet', 'imagecorruptions'))
+        >>> auto_preset(32), auto_preset(64)
+        (('cifar', 'hendrycks'), ('tinyimagenet', 'hendrycks'))
+        >>> auto_preset(224), auto_preset(32, "imagenet")
+        (('imagenet', 'imagecorruptions'), ('imagenet', 'imagecorruptions'))
     """
     if preset == "auto":
         preset = {32: "cifar", 64: "tinyimagenet"}.get(int(image_side), "imagenet")
@@ -462,7 +465,9 @@ def evaluate_corruptions(
                 chunk_images = max(_CHUNK_BYTES // max(first.numel() * first.element_size() * batch_size, 1), 1)
                 chunk_images *= batch_size
             chunk = -(-chunk_images // batch_size) * batch_size  # whole batches: batch indices stay global
-            job = _Job(names, sevs, [(a, min(a + chunk, n_images)) for a in range(0, n_images, chunk)], bench is not None)
+            job = _Job(
+                names, sevs, [(a, min(a + chunk, n_images)) for a in range(0, n_images, chunk)], bench is not None
+            )
             source = "on_the_fly" if bench is None else ("npy" if npy_root is not None else bench.spec)
             arguments: dict[str, Any] = {
                 "corruptions": names, "severities": list(sevs), "batch_size": batch_size, "seed": seed,
@@ -542,7 +547,8 @@ def _resolve_names(
     if isinstance(corruptions, str):
         if corruptions not in SUBSETS:
             raise AugrobustValueError(
-                f"corruptions={corruptions!r} is no corruption set; give one of {', '.join(SUBSETS)} or a list of names."
+                f"corruptions={corruptions!r} is no corruption set; give one of {', '.join(SUBSETS)} or a list "
+                "of names."
             )
         corruptions = list(SUBSETS[corruptions])
     if bench is not None:
@@ -779,7 +785,8 @@ def evaluate(
             (:func:`auto_preset`); the report records what was used and the rule.
         normalize: ``None``, ``"imagenet"``, ``"cifar"`` or ``(mean, std)``: applied after the corruption.
         batch_size: images per batch (default: the DataLoader's, else 128). The on-the-fly draws depend on it.
-        device: default ``"cuda"`` when available, else ``"cpu"``.
+        device: where the images are corrupted and the model runs; default: the device of the model's
+            parameters (the CPU for a callable or a model without parameters).
         seed: the corruptions' seed.
         baseline: ``"auto"`` (AlexNet's published errors for ImageNet-C-shaped data, 1000 classes and the
             imagenet preset; none otherwise), ``"alexnet"``, ``"none"``, or another model's report (a
@@ -827,11 +834,13 @@ def evaluate(
     if dataset is not None:
         if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise AugrobustTypeError(
-                f"data must be a Dataset, a DataLoader, a CorruptedBenchmark or a spec string, got {type(data).__name__}."
+                "data must be a Dataset, a DataLoader, a CorruptedBenchmark or a spec string, got "
+                f"{type(data).__name__}."
             )
         dataset = _TensorImages(dataset)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device is None:  # where the model is (so the CLI, which puts it on --device, agrees), else the CPU
+        params = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+        device = "cpu" if params is None else params.device
     norm = parse_normalize(normalize)
     name = model_name or type(model).__name__
     if norm is not None:

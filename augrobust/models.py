@@ -126,9 +126,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str]) -> nn.Module:
     return model
 
 
-def load_model_spec(
-    spec: str, *, weights: str | os.PathLike[str] | None = None, num_classes: int = 1000
-) -> nn.Module:
+def load_model_spec(spec: str, *, weights: str | os.PathLike[str] | None = None, num_classes: int = 1000) -> nn.Module:
     """Build ``torchvision:NAME`` or ``timm:NAME`` with random initialisation (nothing is downloaded) for
     ``num_classes`` and load ``weights`` (see :func:`load_weights`), in eval mode.
 

@@ -128,7 +128,9 @@ def alexnet_baseline() -> Baseline:
     return Baseline(ALEXNET_NAME, {k: list(v) for k, v in ALEXNET_ERRORS.items()}, _ALL_SEVERITIES, ALEXNET_CLEAN_ERROR)
 
 
-def _as_baseline(value: Baseline | Mapping[str, Sequence[float]] | CorruptionReport, severities: tuple[int, ...]) -> Baseline:
+def _as_baseline(
+    value: Baseline | Mapping[str, Sequence[float]] | CorruptionReport, severities: tuple[int, ...]
+) -> Baseline:
     if isinstance(value, Baseline):
         return value
     if isinstance(value, CorruptionReport):
@@ -139,7 +141,8 @@ def _as_baseline(value: Baseline | Mapping[str, Sequence[float]] | CorruptionRep
         sevs = _ALL_SEVERITIES if n == {5} else severities
         return Baseline("the given baseline errors", rows, sevs)
     raise AugrobustTypeError(
-        f"a baseline must be a Baseline, a CorruptionReport or a {{corruption: errors}} dict, got {type(value).__name__}."
+        "a baseline must be a Baseline, a CorruptionReport or a {corruption: errors} dict, got "
+        f"{type(value).__name__}."
     )
 
 
@@ -389,7 +392,9 @@ class CorruptionReport:
                 line += f", relative mCE {_pct(entry['relative_mce'])} %"
             lines.append(line)
         if self.baseline is None:
-            lines.append("- CE / mCE: not computed (no baseline: give `baseline=` / `--baseline` another model's report)")
+            lines.append(
+                "- CE / mCE: not computed (no baseline: give `baseline=` / `--baseline` another model's report)"
+            )
         else:
             lines.append(f"- CE / mCE baseline: {self.baseline.name} (100 % = the baseline's error)")
         by_sev = self.mean_ece_by_severity()

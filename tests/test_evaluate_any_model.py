@@ -39,7 +39,9 @@ def _cifar_c(root, n=6, names=("fog", "snow")):
     rng = np.random.default_rng(0)
     root.mkdir()
     for name in names:
-        blocks = [np.clip(imgs + rng.integers(-9 * s, 9 * s + 1, imgs.shape), 0, 255).astype(np.uint8) for s in range(1, 6)]
+        blocks = [
+            np.clip(imgs + rng.integers(-9 * s, 9 * s + 1, imgs.shape), 0, 255).astype(np.uint8) for s in range(1, 6)
+        ]
         np.save(root / f"{name}.npy", np.concatenate(blocks))
     np.save(root / "labels.npy", np.array([ds[i][1] for i in range(n)]))
     return root
@@ -99,7 +101,8 @@ def test_mce_is_absent_without_a_valid_baseline_and_every_mean_names_its_set(tmp
         augrobust.evaluate(model, bench, corruptions=["fog"], baseline="alexnet", device="cpu", progress=False)
     # Another model's report is a valid baseline: CE = ratio of summed errors.
     path = r.save_json(tmp_path / "base.json")
-    other = augrobust.evaluate(torchvision.models.resnet18(num_classes=10), bench, corruptions=["fog", "snow", "spatter"],
+    other_model = torchvision.models.resnet18(num_classes=10)
+    other = augrobust.evaluate(other_model, bench, corruptions=["fog", "snow", "spatter"],
                                baseline=str(path), device="cpu", progress=False)  # fmt: skip
     ce_fog = sum(other.errors["fog"]) / sum(r.errors["fog"])
     assert other.corruption_ce()["fog"] == pytest.approx(ce_fog)
@@ -161,8 +164,9 @@ def test_alexnet_baseline_only_for_imagenet_shaped_data(tmp_path):
     assert r.baseline is not None and r.baseline.name.startswith("AlexNet")
     assert r.mce() == pytest.approx(r.errors["fog"][0] / 0.67474)
     assert "AlexNet" in r.to_markdown()
-    r3 = augrobust.evaluate(MeanColour(), ImageNetC(root), corruptions=["fog"], severities=(1,), device="cpu",
-                            progress=False)  # 3 classes: not ImageNet-shaped
+    r3 = augrobust.evaluate(
+        MeanColour(), ImageNetC(root), corruptions=["fog"], severities=(1,), device="cpu", progress=False
+    )  # 3 classes: not ImageNet-shaped
     assert r3.baseline is None and r3.mce() is None
 
 

@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
         if path.is_dir():
             path = path / "report.json"
         if not path.is_file():
-            raise AugrobustValueError(f"report {str(path)!r} does not exist; give report.json files of `augrobust eval`.")
+            raise AugrobustValueError(
+                f"report {str(path)!r} does not exist; give report.json files of `augrobust eval`."
+            )
         try:
             r = CorruptionReport.load_json(path)
         except (ValueError, KeyError, TypeError) as e:
@@ -98,13 +100,18 @@ def run(args: argparse.Namespace) -> int:
         r.metadata["model"] = lab
     sevs = {r.severities for r in reports}
     if len(sevs) > 1:
-        raise AugrobustValueError(f"the reports were evaluated at different severities ({sorted(sevs)}); compare like with like.")
+        raise AugrobustValueError(
+            f"the reports were evaluated at different severities ({sorted(sevs)}); compare like with like."
+        )
     text = comparison_markdown(reports, labels)
     written = [atomic_write_text(out / "comparison.md", text)]
     if not args.no_figures:
         from augrobust.figures import plot_comparison, plot_severity_curves
 
-        written += [plot_comparison(reports, out / "comparison.png"), plot_severity_curves(reports, out / "severity_curves.png")]
+        written += [
+            plot_comparison(reports, out / "comparison.png"),
+            plot_severity_curves(reports, out / "severity_curves.png"),
+        ]
     sys.stdout.write(text)
     sys.stdout.write(f"\nwrote {', '.join(str(p) for p in written)}\n")
     return 0

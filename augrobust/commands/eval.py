@@ -39,6 +39,7 @@ DATA_SPECS: tuple[str, ...] = (
     "imagenet-c:DIR", "tinyimagenet-c:DIR", "cifar10-c:DIR", "cifar100-c:DIR",
 )  # fmt: skip
 
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``augrobust eval``."""
     p = add_command(
@@ -60,7 +61,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="input normalisation applied after the corruption (MEAN,STD: 2 or 6 comma-separated numbers)",
     )  # fmt: skip
     add_data(p, specs=DATA_SPECS, what="clean test images or pre-made corrupted files: ")
-    p.add_argument("--clean", default=None, metavar="SPEC", help="with pre-made --data: clean images for the clean error")
+    p.add_argument(
+        "--clean", default=None, metavar="SPEC", help="with pre-made --data: clean images for the clean error"
+    )
     p.add_argument(
         "--npy-root", default=None, metavar="DIR",
         help="read CIFAR-10-C-style <corruption>.npy files from this folder (as --data cifar10-c:DIR, with --data "
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from augrobust.models import load_model_spec
 
-        model = load_model_spec(args.model, weights=args.weights, num_classes=args.num_classes or 1000)
+        model = load_model_spec(args.model, weights=args.weights, num_classes=args.num_classes or 1000).to(args.device)
         name = args.name or args.model
     out = check_output_dir(args.out)
     num_classes = int(config["num_classes"]) if config else (args.num_classes or 1000)
@@ -144,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
         for corruption in data.corruptions() if args.corruptions is None else _names(args.corruptions):
             if corruption not in data.corruptions():
                 raise AugrobustValueError(
-                    f"no files for corruption {corruption!r} in {data.spec}; available: {', '.join(data.corruptions())}."
+                    f"no files for corruption {corruption!r} in {data.spec}; available: "
+                    f"{', '.join(data.corruptions())}."
                 )
     # The baseline is resolved (and a bad one refused) before any compute, by the rule evaluate() applies.
     if isinstance(data, CorruptedBenchmark):
@@ -155,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     report = evaluation.evaluate(
         model, data, corruptions=_corruption_arg(args.corruptions) if args.corruptions else "common",
         severities=tuple(args.severities), preset=args.preset, reference=args.reference, normalize=args.normalize,
-        batch_size=args.batch_size, device=args.device, seed=args.seed, baseline="none" if baseline is None else baseline,
+        batch_size=args.batch_size, device=args.device, seed=args.seed,
+        baseline="none" if baseline is None else baseline,
         num_classes=num_classes, clean=clean, out_dir=out, model_name=name, progress=not args.quiet,
     )  # fmt: skip
     report.metadata.update(data=args.data)

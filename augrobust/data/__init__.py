@@ -2,9 +2,10 @@
 
 Every dataset yields ``(image, label)`` with ``image`` a ``uint8`` tensor ``(3, H, W)`` and ``label`` an int.
 :func:`from_spec` builds one from a ``--data`` spec (``synthetic:N``, ``cifar10:DIR``, ``cifar100:DIR``,
-``folder:DIR``) and the pre-corrupted benchmarks (``imagenet-c:DIR``, ``tinyimagenet-c:DIR``, ``cifar10-c:DIR``,
-``cifar100-c:DIR``, :mod:`augrobust.data.imagenet_c`). Every reader validates its files (shape, dtype, not empty, one label per image, labels in
-range, also against a model's ``num_classes`` when given) and names the file in its errors.
+``folder:DIR``) and the pre-corrupted benchmarks (``imagenet-c:DIR``, ``tinyimagenet-c:DIR``,
+``cifar10-c:DIR``, ``cifar100-c:DIR``, :mod:`augrobust.data.imagenet_c`). Every reader validates its files
+(shape, dtype, not empty, one label per image, labels in range, also against a model's ``num_classes`` when
+given) and names the file in its errors.
 """
 
 from __future__ import annotations

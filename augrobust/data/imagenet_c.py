@@ -133,7 +133,9 @@ class ImageNetCFolder(Dataset[tuple[torch.Tensor, int]]):
                     "...); every severity folder must hold the same wnid folders."
                 )
             samples += [
-                (p, index[sub.name]) for p in sorted(sub.iterdir()) if p.is_file() and p.suffix.lower() in _IMAGE_ENDINGS
+                (p, index[sub.name])
+                for p in sorted(sub.iterdir())
+                if p.is_file() and p.suffix.lower() in _IMAGE_ENDINGS
             ]
         if not samples:
             raise AugrobustValueError(f"no images (.JPEG) under {str(folder)!r}; expected <wnid>/<image>.JPEG.")
