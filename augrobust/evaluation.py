@@ -815,7 +815,7 @@ def evaluate(
     if isinstance(data, str):
         from augrobust.data import from_spec
 
-        data = from_spec(data, train=False)
+        data = from_spec(data, train=False, benchmarks=True)
     if isinstance(clean, str):
         from augrobust.data import from_spec
 

@@ -185,7 +185,9 @@ def test_bad_trees_name_the_path(tmp_path):
         augrobust.evaluate(MeanColour(), ImageNetC(root, crop=32), corruptions=["fog"], severities=(1,),
                            device="cpu", progress=False)  # fmt: skip
     with pytest.raises(AugrobustValueError, match="no training split"):
-        from_spec(f"imagenet-c:{root}", train=True)
+        from_spec(f"imagenet-c:{root}", train=True, benchmarks=True)
+    with pytest.raises(AugrobustValueError, match="only the evaluation"):
+        from_spec(f"imagenet-c:{root}", train=False)  # what training and the DFM sweep call
 
 
 def test_a_pil_dataset_and_a_dataloader_work(resnet):
@@ -273,7 +275,7 @@ def test_missing_timm_names_the_extra(monkeypatch):
 def test_benchmark_specs_refuse_size_and_count_options(tmp_path):
     root = _cifar_c(tmp_path / "c10c")
     with pytest.raises(AugrobustValueError, match="do not apply"):
-        from_spec(f"cifar10-c:{root}", train=False, num_images=3)
+        from_spec(f"cifar10-c:{root}", train=False, num_images=3, benchmarks=True)
 
 
 def test_an_imagenet_c_evaluation_resumes_and_refuses_other_files(tmp_path):

@@ -30,14 +30,17 @@ from augrobust.commands._options import (
 )
 from augrobust.errors import AugrobustValueError
 
-__all__ = ["DATA_SPECS", "add_parser", "run"]
+__all__ = ["CLEAN_DATA_SPECS", "DATA_SPECS", "add_parser", "run"]
 
 #: The ``--data`` specs (``augrobust.data.DATA_SPECS``, spelled here so that ``--help`` imports no torch; a test
-#: keeps the two equal).
+#: keeps the two equal). The last four are pre-corrupted benchmarks, read by the evaluation only.
 DATA_SPECS: tuple[str, ...] = (
     "synthetic", "synthetic:N", "cifar10:DIR", "cifar100:DIR", "folder:DIR",
     "imagenet-c:DIR", "tinyimagenet-c:DIR", "cifar10-c:DIR", "cifar100-c:DIR",
 )  # fmt: skip
+
+#: The specs of clean images (what the DFM sweep, which needs clean images, accepts).
+CLEAN_DATA_SPECS: tuple[str, ...] = tuple(s for s in DATA_SPECS if not s.split(":")[0].endswith("-c"))
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -133,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     data_seed = int(config.get("seed", 0) or 0)
     data = from_spec(
         args.data, train=False, seed=data_seed, image_size=image_size, num_images=args.num_images,
-        num_classes=num_classes,
+        num_classes=num_classes, benchmarks=True,
     )  # fmt: skip
     clean = None
     if args.clean is not None:

@@ -62,6 +62,7 @@ def from_spec(
     image_size: int | None = None,
     num_images: int | None = None,
     num_classes: int | None = None,
+    benchmarks: bool = False,
 ) -> Dataset[Any] | CorruptedBenchmark:
     """The dataset (or pre-corrupted benchmark) a ``--data`` spec names (see :data:`DATA_SPECS` and the module's table).
 
@@ -75,6 +76,8 @@ def from_spec(
             split's images being the same whatever its length).
         num_classes: the classes of the model the data is for: labels outside them are an error now rather
             than a wrong number later.
+        benchmarks: accept the pre-corrupted ``*-c`` specs (the evaluation does; training and the DFM sweep,
+            which need clean images, do not).
 
     Returns:
         A dataset of ``(uint8 tensor (3, H, W), int label)`` with ``classes`` and ``targets``; for the
@@ -90,6 +93,11 @@ def from_spec(
         (50, 10)
         >>> len(from_spec("synthetic", train=False)), len(from_spec("synthetic", train=False, num_images=8))
         (2000, 8)
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp(); np.save(f"{d}/fog.npy", np.zeros((5, 32, 32, 3), np.uint8))
+        >>> np.save(f"{d}/labels.npy", np.zeros(1, np.int64))
+        >>> from_spec(f"cifar10-c:{d}", train=False, benchmarks=True).corruptions()
+        ['fog']
     """
     if not isinstance(spec, str):
         raise AugrobustTypeError(f"a data spec must be a string such as 'cifar10:/data/cifar', got {spec!r}.")
@@ -109,6 +117,11 @@ def from_spec(
     if kind in _NEEDS_FOLDER and not arg:
         raise AugrobustValueError(f"data spec {spec!r} needs a folder: write '{kind}:DIR' (e.g. '{kind}:/data/x').")
     if kind in _BENCHMARKS:
+        if not benchmarks:
+            raise AugrobustValueError(
+                f"{spec!r} is a pre-corrupted test benchmark: only the evaluation (augrobust eval, "
+                "augrobust.evaluate) reads it; this needs clean images (e.g. 'cifar10:DIR')."
+            )
         if train:
             raise AugrobustValueError(
                 f"{spec!r} is a corrupted test benchmark; it has no training split. Train on the clean data "
