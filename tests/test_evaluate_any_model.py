@@ -287,3 +287,20 @@ def test_an_imagenet_c_evaluation_resumes_and_refuses_other_files(tmp_path):
     (root / "fog" / "2" / "n01" / "ILSVRC_0.JPEG").rename(root / "fog" / "2" / "n01" / "ILSVRC_9.JPEG")
     with pytest.raises(AugrobustValueError, match="other arguments .*benchmark"):
         augrobust.evaluate(MeanColour(), ImageNetC(root, crop=32), **kw)
+
+
+def test_top_level_evaluate_is_the_function_even_after_importing_the_module():
+    import inspect
+
+    import augrobust.evaluation
+
+    assert inspect.isfunction(augrobust.evaluate) and augrobust.evaluate is augrobust.evaluation.evaluate
+    assert "evaluate" in augrobust.__all__ and "CorruptionReport" in augrobust.__all__
+
+
+def test_tiny_imagenet_c_spec_reads_64_px_trees_with_their_preset(tmp_path):
+    root = _imagenet_c_tree(tmp_path / "tinc", sevs=(1,), size=(64, 64))
+    bench = from_spec(f"tinyimagenet-c:{root}", train=False, benchmarks=True)
+    r = augrobust.evaluate(MeanColour(), bench, corruptions=["fog"], severities=(1,), device="cpu", progress=False)
+    assert r.metadata["preset"] == "tinyimagenet" and r.num_images == 6 and r.baseline is None
+    assert tuple(bench.dataset("fog", 1)[0][0].shape) == (3, 64, 64)
