@@ -246,9 +246,14 @@ def test_report_figures_are_pngs_with_a_clean_column(tmp_path):
     heat = Image.open(r.save_heatmap(tmp_path / "heatmap.png")).convert("RGB")
     curves = Image.open(r.save_severity_curves(tmp_path / "curves.png")).convert("RGB")
     assert heat.size[0] > 400 and heat.size[1] > 200 and curves.size[0] > 400
-    # More error is darker (magma_r): the saturate row (90 %) is darker than the snow row (10-30 %).
-    px = np.asarray(heat).astype(int).sum(axis=2)
-    assert px.min() < 200 and px.max() > 700
+    # The cells are shaded by error (magma_r: more error is darker). The colour bar is the same in both figures,
+    # so the dark area grows only through the cells.
+    def dark_pixels(err):
+        rep = CorruptionReport(clean_error=err, errors={"fog": [err] * 5, "snow": [err] * 5}, metadata={"model": "m"})
+        px = np.asarray(Image.open(rep.save_heatmap(tmp_path / f"h{err}.png")).convert("RGB")).astype(int)
+        return int((px.sum(axis=2) < 100).sum())
+
+    assert dark_pixels(1.0) > 3 * dark_pixels(0.0) + 5000
 
 
 def test_progress_goes_to_stderr_and_is_silenced_by_progress_false(two_corruptions, capsys):
