@@ -194,27 +194,6 @@ def relative_mce(
     return total / len(model)
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor, *, topk: int = 1) -> float:
-    """Top-``k`` accuracy of ``(N, num_classes)`` logits against ``(N,)`` integer labels, as a Python float.
-
-    Example:
-        >>> import torch
-        >>> accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 1, 1]))
-        0.6666666666666666
-    """
-    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
-        raise AugrobustValueError(
-            f"logits must be (N, num_classes) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}."
-        )
-    if logits.shape[0] == 0:
-        raise AugrobustValueError("accuracy of an empty batch is undefined.")
-    if not 1 <= topk <= logits.shape[1]:
-        raise AugrobustValueError(f"topk must be in 1..{logits.shape[1]}, got {topk}.")
-    top = logits.topk(topk, dim=1).indices
-    hits = (top == labels.to(top.device).view(-1, 1)).any(dim=1)
-    return float(hits.double().mean())
-
-
 #: Confidence bins of the expected calibration error: 15 equal-width bins on [0, 1] and one for a confidence
 #: of exactly 1.0, as torchmetrics' ``MulticlassCalibrationError(n_bins=15)`` bins them.
 ECE_BINS = 15
@@ -255,3 +234,25 @@ def ece_from_bins(stats: torch.Tensor | Sequence[Sequence[float]]) -> float:
     if total <= 0:
         raise AugrobustValueError("ECE of no images is undefined.")
     return float((correct - conf).abs().sum()) / total
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor, *, topk: int = 1) -> float:
+    """Top-``k`` accuracy of ``(N, num_classes)`` logits against ``(N,)`` integer labels, as a Python float.
+
+    Example:
+        >>> import torch
+        >>> accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 1, 1]))
+        0.6666666666666666
+    """
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise AugrobustValueError(
+            f"logits must be (N, num_classes) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}."
+        )
+    if logits.shape[0] == 0:
+        raise AugrobustValueError("accuracy of an empty batch is undefined.")
+    if not 1 <= topk <= logits.shape[1]:
+        raise AugrobustValueError(f"topk must be in 1..{logits.shape[1]}, got {topk}.")
+    top = logits.topk(topk, dim=1).indices
+    hits = (top == labels.to(top.device).view(-1, 1)).any(dim=1)
+    return float(hits.double().mean())
+
