@@ -26,8 +26,10 @@ from augrobust.errors import AugrobustError, AugrobustFileNotFoundError, Augrobu
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
     from augrobust import functional, v2
     from augrobust.corruptions import corrupt, get_corruption_names, sample_corruption_params
+    from augrobust.evaluation import evaluate
     from augrobust.perturbation_eval import evaluate_perturbations
     from augrobust.perturbations import perturb
+    from augrobust.report import CorruptionReport
     from augrobust.transforms import (
         DFMX,
         AdversarialNoise,
@@ -48,6 +50,7 @@ __all__ = [
     "AugrobustTypeError",
     "AugrobustValueError",
     "Corruption",
+    "CorruptionReport",
     "DFMX",
     "FourierNoise",
     "GaussianNoise",
@@ -56,6 +59,7 @@ __all__ = [
     "SpeckleNoise",
     "__version__",
     "corrupt",
+    "evaluate",
     "evaluate_perturbations",
     "functional",
     "get_corruption_names",
@@ -68,6 +72,9 @@ __all__ = [
 # ``import augrobust`` (and with it the ``augrobust`` command's ``--help``) does not load torch.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("corrupt", "get_corruption_names", "sample_corruption_params"), "augrobust.corruptions"),
+    # A function, not the module: the evaluation module is augrobust.evaluation, so nothing shadows it.
+    "evaluate": "augrobust.evaluation",
+    "CorruptionReport": "augrobust.report",
     **dict.fromkeys(
         ("AdversarialNoise", "Corruption", "DFMX", "FourierNoise", "GaussianNoise", "RandomCorruption",
          "RobustAugmentation", "SpeckleNoise"),

@@ -21,9 +21,12 @@ from augrobust.errors import AugrobustTypeError, AugrobustValueError
 __all__ = [
     "ALEXNET_CLEAN_ERROR",
     "ALEXNET_ERRORS",
+    "ECE_BINS",
     "accuracy",
     "ce",
     "corruption_error",
+    "ece_bin_stats",
+    "ece_from_bins",
     "mce",
     "relative_ce",
     "relative_mce",
@@ -189,6 +192,48 @@ def relative_mce(
         for name, errs in model.items()
     )
     return total / len(model)
+
+
+#: Confidence bins of the expected calibration error: 15 equal-width bins on [0, 1] and one for a confidence
+#: of exactly 1.0, as torchmetrics' ``MulticlassCalibrationError(n_bins=15)`` bins them.
+ECE_BINS = 15
+
+
+def ece_bin_stats(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = ECE_BINS) -> torch.Tensor:
+    """Per confidence bin: ``[count, sum of confidences, number correct]``, a ``(3, n_bins + 1)`` float64
+    tensor on the logits' device (no host sync). The statistics of several batches add up, so ECE over a
+    whole (possibly resumed) evaluation is :func:`ece_from_bins` of their sum.
+
+    Example:
+        >>> import torch
+        >>> s = ece_bin_stats(torch.tensor([[4.0, 0.0], [0.0, 0.0]]), torch.tensor([0, 1]))
+        >>> s.shape, int(s[0].sum())
+        (torch.Size([3, 16]), 2)
+    """
+    probs = logits.detach().float().softmax(dim=1)
+    conf, pred = probs.max(dim=1)
+    edges = torch.linspace(0, 1, n_bins + 1, device=conf.device, dtype=conf.dtype)
+    idx = torch.bucketize(conf, edges, right=True) - 1  # b[i] <= c < b[i+1]; c == 1 gets bin n_bins
+    out = torch.zeros(3, n_bins + 1, dtype=torch.float64, device=conf.device)
+    out[0].scatter_add_(0, idx, torch.ones_like(conf, dtype=torch.float64))
+    out[1].scatter_add_(0, idx, conf.double())
+    out[2].scatter_add_(0, idx, (pred == labels.to(pred.device)).double())
+    return out
+
+
+def ece_from_bins(stats: torch.Tensor | Sequence[Sequence[float]]) -> float:
+    """Expected calibration error (L1) from :func:`ece_bin_stats`: ``sum_b |acc_b - conf_b| * n_b / n``.
+
+    Example:
+        >>> round(ece_from_bins([[2, 0], [1.8, 0], [1, 0]]), 6)  # 2 images at confidence 0.9, one correct
+        0.4
+    """
+    s = torch.as_tensor(stats, dtype=torch.float64)
+    count, conf, correct = s[0], s[1], s[2]
+    total = float(count.sum())
+    if total <= 0:
+        raise AugrobustValueError("ECE of no images is undefined.")
+    return float((correct - conf).abs().sum()) / total
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor, *, topk: int = 1) -> float:

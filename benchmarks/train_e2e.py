@@ -1,7 +1,7 @@
 """End-to-end check of the trainer on SyntheticShapes: ERM (SGD) vs GNT vs DAMP, several seeds.
 
 Trains ``resnet8_cifar`` from scratch per (method, seed), evaluates clean accuracy and accuracy under every
-registered corruption (severities 1-5, CIFAR preset) with :func:`augrobust.evaluate.evaluate_corruptions`,
+registered corruption (severities 1-5, CIFAR preset) with :func:`augrobust.evaluation.evaluate_corruptions`,
 and writes a Markdown table and a JSON file under ``benchmarks/results/``. It checks two claims and says
 plainly whether each holds:
 
@@ -38,7 +38,7 @@ from torch.utils.data import TensorDataset
 from augrobust.corruptions import registered_names
 from augrobust.data import SyntheticShapes
 from augrobust.dfm import compute_dfms
-from augrobust.evaluate import evaluate_corruptions
+from augrobust.evaluation import evaluate_corruptions
 from augrobust.functional import GNT_SIGMAS, eps_for_sigma
 from augrobust.train import TrainConfig, train
 from augrobust.train.methods import ANT, GNT, DFMXMethod

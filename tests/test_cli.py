@@ -25,7 +25,7 @@ from augrobust.cli import build_parser, main
 from augrobust.errors import AugrobustValueError
 
 ROOT = Path(augrobust.__file__).resolve().parent.parent
-COMMANDS = ("demo", "preview", "bench", "train", "eval", "dfm")
+COMMANDS = ("demo", "preview", "bench", "train", "eval", "compare", "dfm")
 
 
 def _env() -> dict[str, str]:
@@ -58,7 +58,7 @@ HEAVY = (
     "torch.utils.cpp_extension",
     "augrobust.train",
     "augrobust.train.trainer",
-    "augrobust.evaluate",
+    "augrobust.evaluation",
     "augrobust.benchmark.suite",
     "augrobust.corruptions",
     "augrobust.transforms",
@@ -117,7 +117,7 @@ def _subparser(command: str) -> argparse.ArgumentParser:
     return _subcommands()[command]
 
 
-def test_the_parser_has_the_six_commands_in_their_package():
+def test_the_parser_has_the_seven_commands_in_their_package():
     assert list(_subcommands()) == list(COMMANDS)
     for command in COMMANDS:
         assert _subparser(command).get_default("func").__module__ == f"augrobust.commands.{command}"
@@ -191,13 +191,13 @@ def no_compute(monkeypatch):
     """Fail the test if the evaluation, the DFM sweep, training or the benchmark timing starts."""
     import augrobust.benchmark.suite
     import augrobust.dfm
-    import augrobust.evaluate
+    import augrobust.evaluation
     import augrobust.train.trainer
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the work started before the inputs were checked")
 
-    monkeypatch.setattr(augrobust.evaluate, "evaluate_corruptions", forbidden)
+    monkeypatch.setattr(augrobust.evaluation, "evaluate_corruptions", forbidden)
     monkeypatch.setattr(augrobust.dfm, "compute_dfms", forbidden)
     monkeypatch.setattr(augrobust.train.trainer, "train", forbidden)
     monkeypatch.setattr(augrobust.benchmark.suite, "run_suite", forbidden)
@@ -226,6 +226,12 @@ def _bad_inputs(tmp: Path, ckpt: Path) -> list[tuple[list[str], str]]:
         (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--data", "mnist:/x"], "unknown data spec"),
         (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--npy-root", str(tmp / "none")], "none"),
         (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--npy-root", str(npy)], "no <corruption>.npy"),
+        (["eval", "--model", "torchvision:resnet18", "--weights", str(tmp / "missing.pt")], "does not exist"),
+        (["eval", "--model", "torchvision:resnet1", "--out", str(tmp / "r")], "torchvision has no model 'resnet1'"),
+        (["eval", "--checkpoint", str(ckpt), "--model", "torchvision:resnet18"], "not both"),
+        (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--baseline", "alexnet"], "ImageNet-C-shaped"),
+        (["compare", str(tmp / "missing.json"), "--out", str(tmp / "c")], "does not exist"),
+        (["compare", str(a_file), "--out", str(tmp / "c")], "is not a readable report.json"),
         (["dfm", "--checkpoint", str(tmp / "missing.pt")], "checkpoint not found"),
         (["dfm", "--checkpoint", str(ckpt), "--out", str(tmp)], "is a folder; give a file name"),
     ]  # fmt: skip

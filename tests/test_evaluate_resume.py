@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 import augrobust
 from augrobust.data import DatasetFileNotFoundError, SyntheticShapes
 from augrobust.errors import AugrobustValueError
-from augrobust.evaluate import STATE_NAME, evaluate_corruptions
+from augrobust.evaluation import STATE_NAME, evaluate_corruptions
 
 CORRUPTIONS = ["gaussian_noise", "contrast"]  # a seeded random one and a deterministic one
 
@@ -48,7 +48,7 @@ _SCRIPT = """
 import json, os, signal, sys
 import torch
 from augrobust.data import SyntheticShapes
-from augrobust.evaluate import evaluate_corruptions
+from augrobust.evaluation import evaluate_corruptions
 
 out_dir, report_path, kill_at, kill_in_write = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 calls = 0
@@ -174,7 +174,7 @@ def test_a_finished_state_returns_the_report_without_compute(tmp_path):
         (dict(corruptions=["contrast", "gaussian_noise"]), "corruptions"),
         (dict(batch_size=2), "batch_size"),
         (dict(chunk_images=4), "chunk_images"),
-        (dict(preset="cifar"), "preset"),
+        (dict(preset="imagenet"), "preset"),  # auto gives these 32-px images "cifar"
         (dict(model=PixelHash(shift=0.5)), "model"),
         (dict(dataset=SyntheticShapes(12, seed=5, train=False)), "dataset"),
     ],

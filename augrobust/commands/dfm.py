@@ -22,7 +22,7 @@ from augrobust.commands._options import (
     add_seed,
     check_output_file,
 )
-from augrobust.commands.eval import DATA_SPECS
+from augrobust.commands.eval import CLEAN_DATA_SPECS as DATA_SPECS
 
 __all__ = ["add_parser", "run"]
 

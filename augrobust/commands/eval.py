@@ -1,16 +1,18 @@
-"""``augrobust eval``: corruption robustness of a trained checkpoint.
+"""``augrobust eval``: corruption robustness of any model.
 
-Loads a checkpoint written by the trainer (``torch.save`` of ``{"model": state_dict, "config": {"arch": ...,
-"num_classes": ...}}``), evaluates it clean and under each corruption and severity (on the fly, or from
-CIFAR-10-C-style ``.npy`` files with ``--npy-root``), and writes ``report.json``, ``report.md`` and
-``heatmap.png`` into ``--out``.
+The model is an augrobust checkpoint (``--checkpoint``) or ``--model torchvision:NAME`` / ``timm:NAME`` with
+``--weights FILE`` (a plain state_dict or an augrobust checkpoint; nothing is downloaded), optionally behind
+``--normalize``. The data is clean images corrupted on the fly (``--data synthetic|cifar10:DIR|folder:DIR``)
+or pre-made files (``--data imagenet-c:DIR|tinyimagenet-c:DIR|cifar10-c:DIR|cifar100-c:DIR``, or
+``--npy-root``). It calls :func:`augrobust.evaluate` with the same defaults as Python and writes
+``report.json``, ``report.md``, ``heatmap.png`` and ``severity_curves.png`` into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from augrobust.commands._options import (
     add_batch_size,
@@ -28,36 +30,53 @@ from augrobust.commands._options import (
 )
 from augrobust.errors import AugrobustValueError
 
-if TYPE_CHECKING:
-    from torch.utils.data import Dataset
-
-__all__ = ["DATA_SPECS", "add_parser", "run"]
+__all__ = ["CLEAN_DATA_SPECS", "DATA_SPECS", "add_parser", "run"]
 
 #: The ``--data`` specs (``augrobust.data.DATA_SPECS``, spelled here so that ``--help`` imports no torch; a test
-#: keeps the two equal).
-DATA_SPECS: tuple[str, ...] = ("synthetic", "synthetic:N", "cifar10:DIR", "cifar100:DIR", "folder:DIR")
+#: keeps the two equal). The last four are pre-corrupted benchmarks, read by the evaluation only.
+DATA_SPECS: tuple[str, ...] = (
+    "synthetic", "synthetic:N", "cifar10:DIR", "cifar100:DIR", "folder:DIR",
+    "imagenet-c:DIR", "tinyimagenet-c:DIR", "cifar10-c:DIR", "cifar100-c:DIR",
+)  # fmt: skip
+
+#: The specs of clean images (what the DFM sweep, which needs clean images, accepts).
+CLEAN_DATA_SPECS: tuple[str, ...] = tuple(s for s in DATA_SPECS if not s.split(":")[0].endswith("-c"))
+
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``augrobust eval``."""
     p = add_command(
         subparsers, "eval",
-        help="evaluate a checkpoint on corrupted data (errors, mCE, heat map)",
-        description="Evaluate a trained checkpoint clean and under ImageNet-C corruptions; write report.json, "
-        "report.md and heatmap.png into --out. The paths are checked before any work starts.",
+        help="evaluate any model on corrupted data (errors, mCE against a baseline, ECE, figures)",
+        description="Evaluate a model clean and under ImageNet-C corruptions (on the fly or from pre-made "
+        "ImageNet-C / CIFAR-10-C files); write report.json, report.md, heatmap.png and severity_curves.png into "
+        "--out. The same defaults as augrobust.evaluate(); the paths are checked before any work starts.",
     )  # fmt: skip
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint written by `augrobust train`")
-    add_data(p, specs=DATA_SPECS, what="clean test images: ")
+    p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint written by `augrobust train`")
+    p.add_argument(
+        "--model", default=None, metavar="LIB:NAME",
+        help="torchvision:NAME or timm:NAME, built with random init and loaded from --weights (no download)",
+    )  # fmt: skip
+    p.add_argument("--weights", default=None, metavar="FILE", help="state_dict or augrobust checkpoint for --model")
+    p.add_argument("--num-classes", type=int, default=None, help="classes of --model (default 1000)")
+    p.add_argument(
+        "--normalize", default=None, metavar="imagenet|cifar|MEAN,STD",
+        help="input normalisation applied after the corruption (MEAN,STD: 2 or 6 comma-separated numbers)",
+    )  # fmt: skip
+    add_data(p, specs=DATA_SPECS, what="clean test images or pre-made corrupted files: ")
+    p.add_argument(
+        "--clean", default=None, metavar="SPEC", help="with pre-made --data: clean images for the clean error"
+    )
     p.add_argument(
         "--npy-root", default=None, metavar="DIR",
-        help="read CIFAR-10-C-style <corruption>.npy files from this folder (default: corrupt on the fly)",
+        help="read CIFAR-10-C-style <corruption>.npy files from this folder (as --data cifar10-c:DIR, with --data "
+        "as the clean set)",
     )  # fmt: skip
-    add_corruptions(
-        p, default=None, default_text="every registered corruption; with --npy-root every .npy file there"
-    )
+    add_corruptions(p, default="common", default_text="common (the 15 benchmark corruptions)")
     add_severities(p)
     add_device(p)
     add_out(p, default="eval_report", help="output folder")
-    add_batch_size(p, default=256, help="images per batch (the on-the-fly draws depend on it)")
+    add_batch_size(p, default=128, help="images per batch (the on-the-fly draws depend on it)")
     p.add_argument("--num-images", type=int, default=None, help="evaluate the first N images only (default: all)")
     p.add_argument(
         "--image-size", type=int, default=None,
@@ -66,60 +85,102 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_seed(p, help="seed of the corruptions' random draws")
     add_preset(p, auto=True, default="auto")
     add_reference(p, auto=True, default="auto")
+    p.add_argument(
+        "--baseline", default="auto", metavar="auto|alexnet|none|REPORT.json",
+        help="CE/mCE baseline: auto = AlexNet's published errors on ImageNet-C-shaped data only; or another "
+        "model's report.json (default: auto)",
+    )  # fmt: skip
+    p.add_argument("--name", default=None, help="model name in the report and figures")
+    p.add_argument("--no-figures", action="store_true", help="write no PNG (figures need augrobust[plots])")
     add_quiet(p, aliases=("--no-progress",))
     p.set_defaults(func=run)
     return p
 
 
-def _auto_preset(dataset: Dataset[Any]) -> str:
-    side = int(dataset[0][0].shape[-1])
-    return {32: "cifar", 64: "tinyimagenet"}.get(side, "imagenet")
-
-
-def _check_npy_root(root: str, corruptions: list[str] | None, severity: int) -> None:
-    """Every corruption file to read (and the labels) is there, before the evaluation starts."""
-    from augrobust.data import CorruptedNpyDataset, available_npy_corruptions
-
-    names = available_npy_corruptions(root) if corruptions is None else corruptions
-    if not names:
-        raise AugrobustValueError(f"--npy-root {root!r} holds no <corruption>.npy file.")
-    for name in names:
-        CorruptedNpyDataset(root, name, severity)  # memory-mapped: opening checks the files, reads nothing
+def _corruption_arg(value: Any) -> Any:
+    # --corruptions gives a list; a single set name ("common", "all", "validation") is passed as the set.
+    if isinstance(value, list) and len(value) == 1 and value[0] in ("common", "all", "validation"):
+        return value[0]
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the inputs and the output folder, evaluate, write the three report files."""
-    from augrobust.data import from_spec
-    from augrobust.evaluate import evaluate_corruptions
-    from augrobust.train.checkpoint import load_model
+    """Check the inputs and the output folder, evaluate, write the report files and figures."""
+    import augrobust.evaluation as evaluation
+    from augrobust.data import CIFARC, CorruptedBenchmark, from_spec
 
-    model, config = load_model(args.checkpoint, args.device)
+    if (args.checkpoint is None) == (args.model is None):
+        raise AugrobustValueError("give --checkpoint PATH (an augrobust checkpoint) or --model LIB:NAME, not both.")
+    if args.model is None and (args.weights is not None or args.num_classes is not None):
+        raise AugrobustValueError("--weights and --num-classes go with --model (a checkpoint knows its classes).")
+    if not args.no_figures:
+        from augrobust.figures import require_matplotlib
+
+        require_matplotlib()  # before any compute: a missing extra is said now
+    config: dict[str, Any] = {}
+    if args.checkpoint is not None:
+        from augrobust.train.checkpoint import load_model
+
+        model, config = load_model(args.checkpoint, args.device)
+        name = args.name or config.get("arch")
+    else:
+        from augrobust.models import load_model_spec
+
+        model = load_model_spec(args.model, weights=args.weights, num_classes=args.num_classes or 1000).to(args.device)
+        name = args.name or args.model
     out = check_output_dir(args.out)
-    if args.npy_root is not None:
-        _check_npy_root(args.npy_root, args.corruptions, args.severities[0])
+    num_classes = int(config["num_classes"]) if config else (args.num_classes or 1000)
     image_size = args.image_size or config.get("image_size")
     # The synthetic test split of the training run: its seed is the trainer's (any seed's test split is
     # disjoint from every training split); --seed seeds the corruptions.
     data_seed = int(config.get("seed", 0) or 0)
-    num_classes = int(config["num_classes"])
-    dataset = from_spec(
+    data = from_spec(
         args.data, train=False, seed=data_seed, image_size=image_size, num_images=args.num_images,
-        num_classes=num_classes,
+        num_classes=num_classes, benchmarks=True,
     )  # fmt: skip
-    preset = _auto_preset(dataset) if args.preset == "auto" else args.preset
-    reference = args.reference
-    if reference == "auto":  # match the released small-image benchmarks by default
-        reference = "hendrycks" if preset in ("cifar", "tinyimagenet") else "imagecorruptions"
-    report = evaluate_corruptions(
-        model, dataset, corruptions=args.corruptions, severities=tuple(args.severities),
-        batch_size=args.batch_size, device=args.device, seed=args.seed, preset=preset,
-        reference=reference, progress=not args.quiet, npy_root=args.npy_root, num_classes=num_classes,
-        out_dir=out,  # finished (corruption, severity) units are kept there: a rerun continues
+    clean = None
+    if args.clean is not None:
+        clean = from_spec(args.clean, train=False, image_size=image_size, num_images=args.num_images,
+                          num_classes=num_classes)  # fmt: skip
+    if args.npy_root is not None:
+        if isinstance(data, CorruptedBenchmark):
+            raise AugrobustValueError("--npy-root goes with a clean --data; pre-made --data already names the files.")
+        data, clean = CIFARC(args.npy_root), data
+    if isinstance(data, CorruptedBenchmark):  # every file to read is there, before the evaluation starts
+        for corruption in data.corruptions() if args.corruptions is None else _names(args.corruptions):
+            if corruption not in data.corruptions():
+                raise AugrobustValueError(
+                    f"no files for corruption {corruption!r} in {data.spec}; available: "
+                    f"{', '.join(data.corruptions())}."
+                )
+    # The baseline is resolved (and a bad one refused) before any compute, by the rule evaluate() applies.
+    if isinstance(data, CorruptedBenchmark):
+        preset = data.preset if args.preset == "auto" else args.preset
+    else:
+        preset, _ = evaluation.auto_preset(int(data[0][0].shape[-1]), args.preset, args.reference)
+    baseline = evaluation.resolve_baseline(args.baseline, num_classes=num_classes, preset=preset)
+    report = evaluation.evaluate(
+        model, data, corruptions=_corruption_arg(args.corruptions) if args.corruptions else "common",
+        severities=tuple(args.severities), preset=args.preset, reference=args.reference, normalize=args.normalize,
+        batch_size=args.batch_size, device=args.device, seed=args.seed,
+        baseline="none" if baseline is None else baseline,
+        num_classes=num_classes, clean=clean, out_dir=out, model_name=name, progress=not args.quiet,
     )  # fmt: skip
-    report.metadata.update(checkpoint=str(args.checkpoint), arch=config["arch"], data=args.data)
-    report.save_json(out / "report.json")
-    report.save_markdown(out / "report.md")
-    report.save_heatmap(out / "heatmap.png")
+    report.metadata.update(data=args.data)
+    if args.checkpoint is not None:
+        report.metadata.update(checkpoint=str(args.checkpoint), arch=config["arch"])
+    if args.weights is not None:
+        report.metadata.update(weights=str(args.weights))
+    written = [report.save_json(out / "report.json"), report.save_markdown(out / "report.md")]
+    if not args.no_figures:
+        written += [report.save_heatmap(out / "heatmap.png"), report.save_severity_curves(out / "severity_curves.png")]
     sys.stdout.write(report.to_markdown())
-    sys.stdout.write(f"\nwrote {out / 'report.json'}, {out / 'report.md'}, {out / 'heatmap.png'}\n")
+    sys.stdout.write(f"\nwrote {', '.join(str(p) for p in written)}\n")
     return 0
+
+
+def _names(value: Any) -> list[str]:
+    from augrobust.corruptions import SUBSETS
+
+    arg = _corruption_arg(value)
+    return list(SUBSETS[arg]) if isinstance(arg, str) else list(arg)

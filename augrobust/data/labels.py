@@ -2,7 +2,7 @@
 
 A label outside the classes of the model cannot be predicted: evaluated anyway, it counts as an error and
 turns a wrong file into a plausible-looking number. Every reader checks its labels against the dataset's
-classes (and against ``num_classes`` when given), and :func:`augrobust.evaluate.evaluate_corruptions`
+classes (and against ``num_classes`` when given), and :func:`augrobust.evaluation.evaluate_corruptions`
 checks them against the model's classes before any compute.
 
 Example:

@@ -8,7 +8,14 @@ spec               dataset
 ``cifar10:DIR``    :class:`CIFAR10` from the unpacked ``cifar-10-batches-py`` folder (or its parent)
 ``cifar100:DIR``   :class:`CIFAR100` from the unpacked ``cifar-100-python`` folder (or its parent)
 ``folder:DIR``     :class:`ImageFolderDataset`: ``DIR/<class>/<image>``, the same folder for either split
+``imagenet-c:DIR``      :class:`~augrobust.data.ImageNetC`: the released ImageNet-C tree (test only)
+``tinyimagenet-c:DIR``  :class:`~augrobust.data.TinyImageNetC`: Tiny-ImageNet-C (test only)
+``cifar10-c:DIR``       :class:`~augrobust.data.CIFARC`: CIFAR-10-C ``<corruption>.npy`` files (test only)
+``cifar100-c:DIR``      :class:`~augrobust.data.CIFARC`: CIFAR-100-C (test only)
 =================  ================================================================================
+
+The last four are pre-corrupted benchmarks (:class:`~augrobust.data.CorruptedBenchmark`), not datasets: they
+are read by the evaluation and have no training split.
 """
 
 from __future__ import annotations
@@ -21,13 +28,17 @@ from torch.utils.data import Dataset, Subset
 from augrobust._checks import check_bool, check_count, closest
 from augrobust.data.cifar import CIFAR10, CIFAR100
 from augrobust.data.folder import ImageFolderDataset
+from augrobust.data.imagenet_c import CIFARC, CorruptedBenchmark, ImageNetC, TinyImageNetC
 from augrobust.data.synthetic import SyntheticShapes
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 
 __all__ = ["DATA_SPECS", "SYNTHETIC_TRAIN_IMAGES", "from_spec"]
 
 #: The spec forms :func:`from_spec` accepts, as shown in errors and help texts.
-DATA_SPECS: tuple[str, ...] = ("synthetic", "synthetic:N", "cifar10:DIR", "cifar100:DIR", "folder:DIR")
+DATA_SPECS: tuple[str, ...] = (
+    "synthetic", "synthetic:N", "cifar10:DIR", "cifar100:DIR", "folder:DIR",
+    "imagenet-c:DIR", "tinyimagenet-c:DIR", "cifar10-c:DIR", "cifar100-c:DIR",
+)  # fmt: skip
 
 #: Training images of ``synthetic`` without ``:N`` (the test split has a fifth of it).
 SYNTHETIC_TRAIN_IMAGES = 10_000
@@ -51,8 +62,9 @@ def from_spec(
     image_size: int | None = None,
     num_images: int | None = None,
     num_classes: int | None = None,
-) -> Dataset[Any]:
-    """The dataset a ``--data`` spec names (see :data:`DATA_SPECS` and the module's table).
+    benchmarks: bool = False,
+) -> Dataset[Any] | CorruptedBenchmark:
+    """The dataset (or pre-corrupted benchmark) a ``--data`` spec names (see :data:`DATA_SPECS` and the module's table).
 
     Args:
         spec: ``synthetic``, ``synthetic:N``, ``cifar10:DIR``, ``cifar100:DIR`` or ``folder:DIR``.
@@ -64,9 +76,12 @@ def from_spec(
             split's images being the same whatever its length).
         num_classes: the classes of the model the data is for: labels outside them are an error now rather
             than a wrong number later.
+        benchmarks: accept the pre-corrupted ``*-c`` specs (the evaluation does; training and the DFM sweep,
+            which need clean images, do not).
 
     Returns:
-        A dataset of ``(uint8 tensor (3, H, W), int label)`` with ``classes`` and ``targets``.
+        A dataset of ``(uint8 tensor (3, H, W), int label)`` with ``classes`` and ``targets``; for the
+        ``*-c`` specs a :class:`~augrobust.data.CorruptedBenchmark` (``train=False`` only).
 
     Raises:
         AugrobustValueError: an unknown spec (the valid ones are listed), a missing ``DIR``, a bad ``N``, or
@@ -78,6 +93,11 @@ def from_spec(
         (50, 10)
         >>> len(from_spec("synthetic", train=False)), len(from_spec("synthetic", train=False, num_images=8))
         (2000, 8)
+        >>> import tempfile, numpy as np
+        >>> d = tempfile.mkdtemp(); np.save(f"{d}/fog.npy", np.zeros((5, 32, 32, 3), np.uint8))
+        >>> np.save(f"{d}/labels.npy", np.zeros(1, np.int64))
+        >>> from_spec(f"cifar10-c:{d}", train=False, benchmarks=True).corruptions()
+        ['fog']
     """
     if not isinstance(spec, str):
         raise AugrobustTypeError(f"a data spec must be a string such as 'cifar10:/data/cifar', got {spec!r}.")
@@ -90,12 +110,30 @@ def from_spec(
     if num_classes is not None:
         num_classes = check_count(num_classes, "num_classes", minimum=1)
     kind, sep, arg = spec.partition(":")
-    if kind not in _BUILDERS:
+    if kind not in _BUILDERS and kind not in _BENCHMARKS:
         raise AugrobustValueError(
-            f"unknown data spec {spec!r}{closest(kind, list(_BUILDERS))}; valid: {', '.join(DATA_SPECS)}."
+            f"unknown data spec {spec!r}{closest(kind, [*_BUILDERS, *_BENCHMARKS])}; valid: {', '.join(DATA_SPECS)}."
         )
     if kind in _NEEDS_FOLDER and not arg:
         raise AugrobustValueError(f"data spec {spec!r} needs a folder: write '{kind}:DIR' (e.g. '{kind}:/data/x').")
+    if kind in _BENCHMARKS:
+        if not benchmarks:
+            raise AugrobustValueError(
+                f"{spec!r} is a pre-corrupted test benchmark: only the evaluation (augrobust eval, "
+                "augrobust.evaluate) reads it; this needs clean images (e.g. 'cifar10:DIR')."
+            )
+        if train:
+            raise AugrobustValueError(
+                f"{spec!r} is a corrupted test benchmark; it has no training split. Train on the clean data "
+                "(e.g. 'cifar10:DIR') and evaluate on it with `augrobust eval`."
+            )
+        if image_size is not None or num_images is not None:
+            raise AugrobustValueError(
+                f"{spec!r} holds pre-made files of a fixed size and set: image_size / num_images (--image-size, "
+                "--num-images) do not apply; to evaluate a subset of ImageNet-C give an image id list "
+                "(augrobust.data.ImageNetC(root, image_ids=...))."
+            )
+        return _BENCHMARKS[kind](arg, kind)
     ds = _BUILDERS[kind](
         spec, arg if sep else None, train=train, seed=seed, image_size=image_size, num_classes=num_classes,
         num_images=num_images,
@@ -159,5 +197,12 @@ _BUILDERS: dict[str, Callable[..., Dataset[Any]]] = {
     "cifar100": _cifar,
     "folder": _folder,
 }
-_NEEDS_FOLDER = frozenset({"cifar10", "cifar100", "folder"})
+# The pre-corrupted benchmarks: test sets only, read by the evaluation.
+_BENCHMARKS: dict[str, Callable[[str, str], CorruptedBenchmark]] = {
+    "imagenet-c": lambda root, kind: ImageNetC(root),
+    "tinyimagenet-c": lambda root, kind: TinyImageNetC(root),
+    "cifar10-c": lambda root, kind: CIFARC(root, kind=kind),
+    "cifar100-c": lambda root, kind: CIFARC(root, kind=kind),
+}
+_NEEDS_FOLDER = frozenset({"cifar10", "cifar100", "folder", *_BENCHMARKS})
 _EXACT_LENGTH = frozenset({"synthetic"})  # builders that apply num_images themselves

@@ -15,13 +15,12 @@ model.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,28 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from augrobust._checks import check_bool, check_count, check_preset, check_reference, check_severities
-from augrobust._io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from augrobust._io import atomic_write_text, remove_stale_temporaries
 from augrobust._progress import progress_bar
 from augrobust._tensor import to_float
 from augrobust.corruptions import CORRUPTION_ORDER, SUBSETS, corrupt, get_spec, registered_names
-from augrobust.data import (
-    CorruptedNpyDataset,
-    DatasetFileNotFoundError,
-    available_npy_corruptions,
-    check_labels,
-    dataset_targets,
-)
-from augrobust.errors import AugrobustValueError
-from augrobust.metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, mce, relative_mce
+from augrobust.data import DatasetFileNotFoundError, check_labels, dataset_targets
+from augrobust.data.imagenet_c import CIFARC, CorruptedBenchmark
+from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.metrics import ece_bin_stats, ece_from_bins
+from augrobust.models import NORMALIZATIONS, Normalized, parse_normalize
+from augrobust.report import Baseline, CorruptionReport, alexnet_baseline
 
-__all__ = ["STATE_NAME", "CorruptionReport", "corruption_batch_seed", "evaluate_corruptions"]
+__all__ = [
+    "AUTO_PRESET_RULE",
+    "NORMALIZATIONS",
+    "STATE_NAME",
+    "CorruptionReport",
+    "auto_preset",
+    "corruption_batch_seed",
+    "evaluate",
+    "evaluate_corruptions",
+    "resolve_baseline",
+]
 
 _ALL_SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -63,251 +69,67 @@ def corruption_batch_seed(seed: int, corruption: str, severity: int, batch_index
     return int(state) & (2**63 - 1)
 
 
-# --------------------------------------------------------------------------------------------------- report
+# --------------------------------------------------------------------------------- the rules of the defaults
+
+#: How ``preset="auto"`` and ``reference="auto"`` resolve, in Python and in ``augrobust eval`` alike (one rule,
+#: :func:`auto_preset`); the report's metadata carries it.
+AUTO_PRESET_RULE = (
+    "auto: 32 px -> cifar, 64 px -> tinyimagenet, else imagenet (by the images' side); reference hendrycks for "
+    "cifar and tinyimagenet (the released CIFAR-10-C / Tiny-ImageNet-C), imagecorruptions for imagenet"
+)
 
 
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100.0 * value:.2f}"
-
-
-@dataclass
-class CorruptionReport:
-    """Top-1 errors of one model: clean and per corruption and severity (fractions in ``[0, 1]``).
-
-    Attributes:
-        clean_error: error on the clean images (``None`` when no clean set was evaluated).
-        errors: ``{corruption: [error at each of severities]}``.
-        severities: the severities the error lists refer to, in order.
-        num_images: images per (corruption, severity).
-        metadata: how the numbers were made (preset, reference, seed, source, ...).
+def auto_preset(image_side: int, preset: str = "auto", reference: str = "auto") -> tuple[str, str]:
+    """Resolve ``"auto"`` preset and reference from the images' side (:data:`AUTO_PRESET_RULE`).
 
     Example:
-        >>> r = CorruptionReport(clean_error=0.1, errors={"fog": [0.2, 0.3, 0.4, 0.5, 0.6]})
-        >>> round(r.mean_corruption_accuracy(), 6)
-        0.6
-        >>> round(r.mce(baseline={"fog": [0.4, 0.6, 0.8, 1.0, 1.0]}), 6)
-        0.526316
+        >>> auto_preset(32), auto_preset(64)
+        (('cifar', 'hendrycks'), ('tinyimagenet', 'hendrycks'))
+        >>> auto_preset(224), auto_preset(32, "imagenet")
+        (('imagenet', 'imagecorruptions'), ('imagenet', 'imagecorruptions'))
     """
-
-    clean_error: float | None
-    errors: dict[str, list[float]]
-    severities: tuple[int, ...] = _ALL_SEVERITIES
-    num_images: int = 0
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.severities = tuple(int(s) for s in self.severities)
-        self.errors = {name: [float(e) for e in errs] for name, errs in self.errors.items()}
-        for name, errs in self.errors.items():
-            if len(errs) != len(self.severities):
-                raise AugrobustValueError(
-                    f"corruption {name!r} has {len(errs)} errors but the report has severities {self.severities}."
-                )
-
-    # -- summaries
-    def corruption_errors(self) -> dict[str, float]:
-        """Mean error over severities, per corruption."""
-        return {name: sum(errs) / len(errs) for name, errs in self.errors.items()}
-
-    def mean_corruption_error(self) -> float:
-        """Mean error over every corruption and severity evaluated."""
-        if not self.errors:
-            raise AugrobustValueError("the report holds no corruption errors.")
-        return sum(self.corruption_errors().values()) / len(self.errors)
-
-    def mean_corruption_accuracy(self) -> float:
-        """Mean accuracy over every corruption and severity evaluated (1 - :meth:`mean_corruption_error`)."""
-        return 1.0 - self.mean_corruption_error()
-
-    def benchmark_corruptions(self) -> list[str]:
-        """The corruptions mCE averages over by default: those of the 15 benchmark ("common") corruptions
-        present in the report, or every corruption of the report if it holds none of them."""
-        common = [n for n in SUBSETS["common"] if n in self.errors]
-        return common or list(self.errors)
-
-    def _selected(self, corruptions: Iterable[str] | None) -> dict[str, list[float]]:
-        names = self.benchmark_corruptions() if corruptions is None else list(corruptions)
-        missing = [n for n in names if n not in self.errors]
-        if missing:
-            raise AugrobustValueError(f"corruptions {missing} are not in the report; it has {list(self.errors)}.")
-        return {n: self.errors[n] for n in names}
-
-    def _baseline(self, baseline: Mapping[str, Sequence[float]] | None, names: Iterable[str]) -> dict[str, list[float]]:
-        table = ALEXNET_ERRORS if baseline is None else baseline
-        out = {}
-        for n in names:
-            if n not in table:
-                raise AugrobustValueError(f"no baseline errors for {n!r}; the baseline has {list(table)}.")
-            errs = list(table[n])
-            if len(errs) == 5 and len(self.severities) != 5:  # a full table: pick the evaluated severities
-                errs = [errs[s - 1] for s in self.severities]
-            out[n] = errs
-        return out
-
-    def mce(self, baseline: Mapping[str, Sequence[float]] | None = None, *, corruptions: Iterable[str] | None = None) -> float:
-        """mCE against ``baseline`` (AlexNet by default) over :meth:`benchmark_corruptions` or ``corruptions``.
-
-        A baseline with all five severities is restricted to the severities of the report.
-        """
-        model = self._selected(corruptions)
-        return mce(model, self._baseline(baseline, model))
-
-    def relative_mce(
-        self,
-        baseline: Mapping[str, Sequence[float]] | None = None,
-        baseline_clean: float | None = None,
-        *,
-        corruptions: Iterable[str] | None = None,
-    ) -> float:
-        """Relative mCE against ``baseline`` (AlexNet and its clean error by default); needs ``clean_error``."""
-        if self.clean_error is None:
-            raise AugrobustValueError("relative mCE needs the clean error; evaluate with a clean dataset.")
-        if baseline is None and baseline_clean is None:
-            baseline_clean = ALEXNET_CLEAN_ERROR
-        model = self._selected(corruptions)
-        return relative_mce(model, self.clean_error, self._baseline(baseline, model), baseline_clean)
-
-    # -- serialisation
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: the fields plus a ``summary`` of derived numbers (absent when undefined)."""
-        summary: dict[str, Any] = {}
-        if self.errors:
-            summary["corruption_errors"] = self.corruption_errors()
-            summary["mean_corruption_error"] = self.mean_corruption_error()
-            summary["mean_corruption_accuracy"] = self.mean_corruption_accuracy()
-            summary["mce_corruptions"] = self.benchmark_corruptions()
-            try:
-                summary["mce"] = self.mce()
-                if self.clean_error is not None:
-                    summary["relative_mce"] = self.relative_mce()
-            except AugrobustValueError:  # no AlexNet baseline for these corruptions
-                pass
-        return {
-            "clean_error": self.clean_error,
-            "clean_accuracy": None if self.clean_error is None else 1.0 - self.clean_error,
-            "errors": self.errors,
-            "severities": list(self.severities),
-            "num_images": self.num_images,
-            "metadata": self.metadata,
-            "summary": summary,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CorruptionReport:
-        """Rebuild a report from :meth:`to_dict` output (the summary is recomputed, not read)."""
-        return cls(
-            clean_error=data.get("clean_error"),
-            errors={k: list(v) for k, v in data["errors"].items()},
-            severities=tuple(data.get("severities", _ALL_SEVERITIES)),
-            num_images=int(data.get("num_images", 0)),
-            metadata=dict(data.get("metadata", {})),
-        )
-
-    def save_json(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`to_dict` as JSON, atomically (temporary file + ``os.replace``)."""
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        return atomic_write_bytes(path, text.encode())
-
-    @classmethod
-    def load_json(cls, path: str | os.PathLike[str]) -> CorruptionReport:
-        """Read a report written by :meth:`save_json`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_markdown(self) -> str:
-        """A Markdown summary and a table of errors (%) per corruption and severity."""
-        lines = ["# Corruption robustness report", ""]
-        meta = ", ".join(f"{k}: {v}" for k, v in self.metadata.items())
-        lines.append(f"- images per (corruption, severity): {self.num_images}" + (f" ({meta})" if meta else ""))
-        if self.clean_error is not None:
-            lines.append(f"- clean error: {_pct(self.clean_error)} % (accuracy {_pct(1.0 - self.clean_error)} %)")
-        summary = self.to_dict()["summary"]
-        if self.errors:
-            lines.append(f"- mean corruption accuracy: {_pct(summary['mean_corruption_accuracy'])} %")
-            lines.append(f"- mean corruption error: {_pct(summary['mean_corruption_error'])} %")
-        if "mce" in summary:
-            k = len(summary["mce_corruptions"])
-            lines.append(f"- mCE (AlexNet-normalised, over {k} corruptions): {_pct(summary['mce'])} %")
-        if "relative_mce" in summary:
-            lines.append(f"- relative mCE (AlexNet-normalised): {_pct(summary['relative_mce'])} %")
-        lines.append("")
-        head = ["corruption", *(f"s{s}" for s in self.severities), "mean", "CE"]
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("| " + " | ".join(["---"] + ["---:"] * (len(head) - 1)) + " |")
-        for name, errs in self.errors.items():
-            try:
-                ce_text = _pct(mce({name: errs}, self._baseline(None, [name])))
-            except AugrobustValueError:
-                ce_text = "n/a"
-            row = [name, *(_pct(e) for e in errs), _pct(sum(errs) / len(errs)), ce_text]
-            lines.append("| " + " | ".join(row) + " |")
-        lines.append("")
-        lines.append("Errors in %. CE: the corruption error relative to AlexNet on ImageNet-C (100 = AlexNet).")
-        return "\n".join(lines) + "\n"
-
-    def save_markdown(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`to_markdown` atomically."""
-        return atomic_write_bytes(path, self.to_markdown().encode())
-
-    def save_heatmap(self, path: str | os.PathLike[str]) -> Path:
-        """Draw a PNG heat map of the errors: one row per corruption (and a clean row), one column per
-        severity, cells shaded from white (0 %) to dark red (100 %) with the error printed in each."""
-        return atomic_write_bytes(path, _heatmap_png(self))
+    if preset == "auto":
+        preset = {32: "cifar", 64: "tinyimagenet"}.get(int(image_side), "imagenet")
+    preset = check_preset(preset)
+    if reference == "auto":
+        reference = "hendrycks" if preset in ("cifar", "tinyimagenet") else "imagecorruptions"
+    return preset, check_reference(reference)
 
 
-def _font(size: int) -> Any:
-    from PIL import ImageFont
+def resolve_baseline(
+    baseline: Any, *, num_classes: int, preset: str, severities: Sequence[int] = _ALL_SEVERITIES
+) -> Baseline | None:
+    """The baseline of CE / mCE: ``"auto"`` (or ``None``) gives AlexNet's published ImageNet-C errors when the
+    data is ImageNet-C-shaped (1000 classes, the imagenet preset) and no baseline otherwise; ``"alexnet"``
+    asks for them (an error on other data); ``"none"`` for none; a path to a ``report.json``, a
+    :class:`CorruptionReport` or a :class:`~augrobust.report.Baseline` for another model's errors.
 
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: a fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _heat_colour(err: float) -> tuple[int, int, int]:
-    # White -> orange -> dark red, a perceptually monotone ramp.
-    stops = [(0.0, (255, 255, 255)), (0.5, (244, 165, 96)), (1.0, (140, 12, 28))]
-    err = min(max(err, 0.0), 1.0)
-    for (a, ca), (b, cb) in zip(stops, stops[1:]):
-        if err <= b:
-            t = (err - a) / (b - a)
-            return tuple(round(x + (y - x) * t) for x, y in zip(ca, cb))  # type: ignore[return-value]
-    return stops[-1][1]
-
-
-def _heatmap_png(report: CorruptionReport) -> bytes:
-    from PIL import Image, ImageDraw
-
-    rows: list[tuple[str, list[float | None]]] = []
-    if report.clean_error is not None:
-        rows.append(("clean", [report.clean_error] + [None] * (len(report.severities) - 1)))
-    rows += [(name, list(errs)) for name, errs in report.errors.items()]
-    font, small = _font(13), _font(11)
-    cell_w, cell_h, left, top, pad = 60, 24, 150, 46, 8
-    width = left + cell_w * max(len(report.severities), 1) + pad
-    height = top + cell_h * max(len(rows), 1) + pad
-    img = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(img)
-    draw.text((pad, pad), "top-1 error (%)", fill="black", font=font)
-    for j, s in enumerate(report.severities):
-        draw.text((left + j * cell_w + cell_w // 2, top - 6), f"s{s}", fill="black", font=font, anchor="ms")
-    for i, (name, errs) in enumerate(rows):
-        y0 = top + i * cell_h
-        draw.text((left - 6, y0 + cell_h // 2), name, fill="black", font=font, anchor="rm")
-        for j, err in enumerate(errs):
-            if err is None:
-                continue
-            x0 = left + j * cell_w
-            colour = _heat_colour(err)
-            draw.rectangle([x0, y0, x0 + cell_w - 1, y0 + cell_h - 1], fill=colour, outline=(200, 200, 200))
-            luma = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
-            draw.text(
-                (x0 + cell_w // 2, y0 + cell_h // 2), f"{100 * err:.1f}",
-                fill="white" if luma < 128 else "black", font=small, anchor="mm",
-            )  # fmt: skip
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    Example:
+        >>> resolve_baseline("auto", num_classes=1000, preset="imagenet").name.startswith("AlexNet")
+        True
+        >>> resolve_baseline("auto", num_classes=10, preset="cifar") is None
+        True
+    """
+    if baseline is None or baseline == "auto":
+        return alexnet_baseline() if num_classes == 1000 and preset == "imagenet" else None
+    if isinstance(baseline, str) and baseline == "none":
+        return None
+    if isinstance(baseline, str) and baseline == "alexnet":
+        if num_classes != 1000 or preset != "imagenet":
+            raise AugrobustValueError(
+                f"AlexNet's errors are ImageNet-C errors; they normalise only ImageNet-C-shaped results (1000 "
+                f"classes, preset imagenet), not {num_classes} classes with preset {preset!r}. Give another "
+                "model's report.json as the baseline, or none."
+            )
+        return alexnet_baseline()
+    if isinstance(baseline, Baseline):
+        return baseline
+    if isinstance(baseline, (CorruptionReport, str, os.PathLike)):
+        return Baseline.from_report(baseline)
+    raise AugrobustTypeError(
+        "baseline must be 'auto', 'alexnet', 'none', a report.json path, a CorruptionReport or a Baseline, "
+        f"got {type(baseline).__name__}."
+    )
 
 
 # ----------------------------------------------------------------------------------------- resumable state
@@ -315,7 +137,7 @@ def _heatmap_png(report: CorruptionReport) -> bytes:
 #: The file in ``out_dir`` that keeps the finished units of an evaluation (see :func:`evaluate_corruptions`).
 STATE_NAME = "eval_state.json"
 _STATE_FORMAT = "augrobust.eval-state"
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: each unit also keeps its calibration bins
 # On the fly, a chunk of the clean dataset is held on the device and every (corruption, severity) is run over
 # it: one load per image as before, and a unit of work small enough that a kill loses little.
 _CHUNK_BYTES = 256 * 2**20
@@ -364,12 +186,13 @@ def _file_fingerprint(path: Path) -> dict[str, Any]:
 
 
 class _State:
-    """The finished units of one evaluation, ``{unit: [correct, total]}``, kept atomically in ``out_dir``."""
+    """The finished units of one evaluation, ``{unit: [correct, total, ece bins]}``, kept atomically in
+    ``out_dir`` (the bins: :func:`augrobust.metrics.ece_bin_stats` of the unit, which add up across units)."""
 
     def __init__(self, out_dir: Path | None, arguments: dict[str, Any]) -> None:
         self.path = None if out_dir is None else out_dir / STATE_NAME
         self.arguments = arguments
-        self.done: dict[str, list[int]] = {}
+        self.done: dict[str, list[Any]] = {}
         if self.path is None:
             return
         if self.path.is_file():
@@ -395,7 +218,7 @@ class _State:
                 f"{str(self.path.parent)!r} holds a partial evaluation made with other arguments ({changes}); its "
                 f"results would be mixed with these. Rerun with the same arguments to continue it, or {delete}."
             )
-        self.done = {str(k): [int(c), int(n)] for k, (c, n) in data.get("done", {}).items()}
+        self.done = {str(k): [int(v[0]), int(v[1]), v[2]] for k, v in data.get("done", {}).items()}
 
     def _save(self) -> None:
         if self.path is None:
@@ -403,8 +226,8 @@ class _State:
         state = {"format": _STATE_FORMAT, "version": _STATE_VERSION, "arguments": self.arguments, "done": self.done}
         atomic_write_text(self.path, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
-    def record(self, unit: str, correct: int, total: int) -> None:
-        self.done[unit] = [int(correct), int(total)]
+    def record(self, unit: str, correct: int, total: int, bins: torch.Tensor) -> None:
+        self.done[unit] = [int(correct), int(total), bins.cpu().tolist()]
         self._save()
 
 
@@ -470,8 +293,26 @@ class _Counter:
             )
         return logits
 
-    def correct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return (self.logits(images, labels.shape[0]).argmax(dim=1) == labels).sum()
+    def correct(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The number of correct top-1 predictions and the calibration bins, both on the device."""
+        logits = self.logits(images, labels.shape[0])
+        return (logits.argmax(dim=1) == labels).sum(), ece_bin_stats(logits, labels)
+
+
+class _Tally:
+    """Correct predictions and calibration bins of one unit, summed on the device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.correct = torch.zeros((), dtype=torch.long, device=device)
+        self.bins: torch.Tensor | None = None
+
+    def add(self, correct: torch.Tensor, bins: torch.Tensor) -> None:
+        self.correct += correct
+        self.bins = bins if self.bins is None else self.bins + bins
+
+    def record(self, state: _State, unit: str, total: int) -> None:
+        assert self.bins is not None
+        state.record(unit, int(self.correct), total, self.bins)
 
 
 def _check_batch_labels(labels: torch.Tensor, num_classes: int, first_index: int) -> None:
@@ -492,14 +333,17 @@ def evaluate_corruptions(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     seed: int = 0,
-    preset: str = "imagenet",
-    reference: str = "imagecorruptions",
+    preset: str = "auto",
+    reference: str = "auto",
     progress: bool = True,
     npy_root: str | os.PathLike[str] | None = None,
     num_workers: int = 0,
     num_classes: int | None = None,
     out_dir: str | os.PathLike[str] | None = None,
     chunk_images: int | None = None,
+    benchmark: CorruptedBenchmark | None = None,
+    baseline: Any = "auto",
+    model_name: str | None = None,
 ) -> CorruptionReport:
     """Top-1 error of ``model`` on ``dataset``, clean and under each corruption and severity.
 
@@ -555,10 +399,14 @@ def evaluate_corruptions(
         ((1, 5), 2, 8)
     """
     # -- arguments, names, output folder and files: everything is checked before any compute
+    preset_was_auto = preset == "auto"
     sevs = check_severities(severities)
     batch_size = check_count(batch_size, "batch_size", minimum=1)
     seed = check_count(seed, "seed")
-    preset, reference = check_preset(preset), check_reference(reference)
+    if preset != "auto":
+        check_preset(preset)
+    if reference != "auto":
+        check_reference(reference)
     progress = check_bool(progress, "progress")
     num_workers = check_count(num_workers, "num_workers")
     if num_classes is not None:
@@ -569,11 +417,18 @@ def evaluate_corruptions(
         dev = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise AugrobustValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}.") from e
-    if dataset is None and npy_root is None:
-        raise AugrobustValueError("give a dataset, npy_root, or both.")
+    if npy_root is not None and benchmark is not None:
+        raise AugrobustValueError("give npy_root or benchmark, not both (npy_root is a CIFAR-10-C-style benchmark).")
+    if benchmark is not None and not isinstance(benchmark, CorruptedBenchmark):
+        raise AugrobustTypeError(
+            f"benchmark must be a CorruptedBenchmark (e.g. augrobust.data.ImageNetC), got {type(benchmark).__name__}."
+        )
+    if dataset is None and npy_root is None and benchmark is None:
+        raise AugrobustValueError("give a dataset, npy_root or benchmark (or a dataset and one of the others).")
     if dataset is not None and len(dataset) == 0:  # type: ignore[arg-type]
         raise AugrobustValueError("the dataset is empty; give a dataset with at least one image.")
-    names = _resolve_names(corruptions, npy_root)
+    bench = benchmark if benchmark is not None else (None if npy_root is None else CIFARC(_npy_dir(npy_root)))
+    names = _resolve_names(corruptions, npy_root, bench)
     out_path = _prepare_out_dir(out_dir)
 
     was_training = getattr(model, "training", None)
@@ -586,16 +441,22 @@ def evaluate_corruptions(
             if dataset is not None:
                 first = _as_image(dataset[0][0], "the dataset's item 0")
             else:
-                first = CorruptedNpyDataset(npy_root, names[0], sevs[0])[0][0]  # type: ignore[arg-type]
+                first = _as_image(bench.dataset(names[0], sevs[0])[0][0], f"{bench.spec}")  # type: ignore[union-attr]
             num_classes = _model_classes(counter, first.to(dev), num_classes)
+            if bench is not None:  # the files were made already: their preset, no reference to choose
+                preset, reference = (bench.preset, "n/a (pre-made files)") if preset == "auto" else (preset, "n/a")
+            else:
+                preset, reference = auto_preset(int(first.shape[-1]), preset, reference)
+            base = resolve_baseline(baseline, num_classes=num_classes, preset=preset, severities=sevs)
+            _check_baseline_covers(base, names, sevs)
             if dataset is not None and (targets := dataset_targets(dataset)) is not None:
                 check_labels(
                     targets, num_classes, source=f"the dataset ({type(dataset).__name__})", classes_of="the model",
                     fix="evaluate on data labelled with the model's classes",
                 )  # fmt: skip
-            npy_sets = {
-                (name, s): CorruptedNpyDataset(npy_root, name, s, num_classes=num_classes)  # type: ignore[arg-type]
-                for name in (names if npy_root is not None else [])
+            premade = {
+                (name, s): bench.dataset(name, s, num_classes=num_classes)
+                for name in (names if bench is not None else [])
                 for s in sevs
             }
 
@@ -604,18 +465,21 @@ def evaluate_corruptions(
                 chunk_images = max(_CHUNK_BYTES // max(first.numel() * first.element_size() * batch_size, 1), 1)
                 chunk_images *= batch_size
             chunk = -(-chunk_images // batch_size) * batch_size  # whole batches: batch indices stay global
-            job = _Job(names, sevs, [(a, min(a + chunk, n_images)) for a in range(0, n_images, chunk)], npy_root)
+            job = _Job(
+                names, sevs, [(a, min(a + chunk, n_images)) for a in range(0, n_images, chunk)], bench is not None
+            )
+            source = "on_the_fly" if bench is None else ("npy" if npy_root is not None else bench.spec)
             arguments: dict[str, Any] = {
                 "corruptions": names, "severities": list(sevs), "batch_size": batch_size, "seed": seed,
                 "preset": preset, "reference": reference, "device_type": dev.type, "num_classes": num_classes,
-                "chunk_images": chunk, "source": "npy" if npy_root is not None else "on_the_fly",
+                "chunk_images": chunk, "source": source,
             }  # fmt: skip
             if out_path is not None:  # what a resumed run must repeat, beyond the arguments
-                arguments.update(_fingerprints(model, dataset, npy_root, names))
+                arguments.update(_fingerprints(model, dataset, npy_root, bench, names, sevs))
             state = _State(out_path, arguments)
 
             units = job.units()
-            desc = "evaluating" if npy_root is None else "corrupted .npy"
+            desc = "evaluating" if bench is None else "pre-made files"
             loader_kw: dict[str, Any] = dict(
                 batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate
             )
@@ -626,40 +490,76 @@ def evaluate_corruptions(
                         job, dataset, counter, state, bar, loader_kw,
                         seed=seed, preset=preset, reference=reference, num_classes=num_classes,
                     )  # fmt: skip
-                for (name, s), npy_ds in npy_sets.items():
+                for (name, s), pre_ds in premade.items():
                     if job.unit(name, s) not in state.done:
-                        correct = torch.zeros((), dtype=torch.long, device=dev)
-                        for images, labels in DataLoader(npy_ds, **loader_kw):
-                            correct += counter.correct(images.to(dev), labels.to(dev))
-                        state.record(job.unit(name, s), int(correct), len(npy_ds))
+                        tally = _Tally(dev)
+                        for images, labels in DataLoader(pre_ds, **loader_kw):
+                            tally.add(*counter.correct(images.to(dev), labels.to(dev)))
+                        tally.record(state, job.unit(name, s), len(pre_ds))
                         bar.set_postfix_str(f"{name} s{s}", refresh=False)
                         bar.update(1)
     finally:
         if isinstance(model, torch.nn.Module) and was_training:
             model.train()
 
-    metadata: dict[str, Any] = {
-        "source": "npy" if npy_root is not None else "on_the_fly",
-        "batch_size": batch_size,
-        "device": str(dev),
-    }
-    if npy_root is None:
+    metadata: dict[str, Any] = {}
+    if model_name is not None:
+        metadata["model"] = str(model_name)
+    metadata.update(source=source, batch_size=batch_size, device=str(dev), num_classes=num_classes)
+    if bench is None:
         metadata.update(preset=preset, reference=reference, seed=seed)
+        if preset_was_auto:
+            metadata["preset_rule"] = AUTO_PRESET_RULE
     else:
-        metadata["npy_root"] = str(npy_root)
-    return _report(job, state, metadata)
+        metadata.update(preset=preset, reference=reference)
+        if npy_root is not None:
+            metadata["npy_root"] = str(npy_root)
+    return _report(job, state, metadata, base)
 
 
-def _resolve_names(corruptions: Sequence[str] | None, npy_root: str | os.PathLike[str] | None) -> list[str]:
-    """The corruptions to evaluate, each known (registered, or a file in ``npy_root``), none twice."""
-    if npy_root is not None:
-        available = available_npy_corruptions(npy_root)
-        names = _ordered(available) if corruptions is None else list(corruptions)
+def _npy_dir(root: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    if not Path(root).is_dir():
+        raise DatasetFileNotFoundError(f"corrupted .npy dataset directory not found: {str(root)!r}.")
+    return root
+
+
+def _check_baseline_covers(base: Baseline | None, names: list[str], sevs: tuple[int, ...]) -> None:
+    """A given baseline must have the evaluated benchmark corruptions and severities: else mCE would be
+    silently absent or over another set."""
+    if base is None:
+        return
+    wanted = [n for n in SUBSETS["common"] if n in names] or names
+    missing = [n for n in wanted if n not in base.errors]
+    missing_sevs = [s for s in sevs if s not in base.severities]
+    if missing or missing_sevs:
+        what = f"corruptions {missing}" if missing else f"severities {missing_sevs}"
+        raise AugrobustValueError(
+            f"the baseline {base.name!r} lacks the evaluated {what}; evaluate the baseline model on the same "
+            "corruptions and severities, or give no baseline."
+        )
+
+
+def _resolve_names(
+    corruptions: Sequence[str] | str | None, npy_root: str | os.PathLike[str] | None, bench: CorruptedBenchmark | None
+) -> list[str]:
+    """The corruptions to evaluate, each known (registered, or in the pre-made files), none twice.
+    ``corruptions`` may name a set: ``"common"`` (the 15), ``"validation"`` (the 4 hold-out), ``"all"``."""
+    if isinstance(corruptions, str):
+        if corruptions not in SUBSETS:
+            raise AugrobustValueError(
+                f"corruptions={corruptions!r} is no corruption set; give one of {', '.join(SUBSETS)} or a list "
+                "of names."
+            )
+        corruptions = list(SUBSETS[corruptions])
+    if bench is not None:
+        available = bench.corruptions()
+        names = list(available) if corruptions is None else list(corruptions)
         missing = [n for n in names if n not in available]
         if missing:
+            where = "(expected <corruption>.npy)" if npy_root is not None else "(expected <corruption>/<severity>/)"
             raise DatasetFileNotFoundError(
-                f"no file for corruption(s) {missing} in {str(npy_root)!r} (expected <corruption>.npy); "
-                f"available: {', '.join(available) if available else 'none'}."
+                f"no file for corruption(s) {missing} in {str(getattr(bench, 'root', bench.spec))!r} {where}; "
+                f"available: {', '.join(sorted(available)) if available else 'none'}."
             )
     else:
         names = list(registered_names()) if corruptions is None else list(corruptions)
@@ -687,7 +587,9 @@ def _fingerprints(
     model: Callable[[torch.Tensor], torch.Tensor],
     dataset: Dataset[Any] | None,
     npy_root: str | os.PathLike[str] | None,
+    bench: CorruptedBenchmark | None,
     names: list[str],
+    sevs: tuple[int, ...],
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": _model_fingerprint(model),
@@ -696,6 +598,8 @@ def _fingerprints(
     if npy_root is not None:
         files = sorted({*(f"{n}.npy" for n in names), "labels.npy"})
         out["npy_files"] = {f: _file_fingerprint(Path(npy_root) / f) for f in files}
+    elif bench is not None:
+        out["benchmark"] = bench.fingerprint(names, sevs)
     return out
 
 
@@ -707,7 +611,7 @@ class _Job:
     names: list[str]
     severities: tuple[int, ...]
     chunks: list[tuple[int, int]]
-    npy_root: str | os.PathLike[str] | None
+    premade: bool
 
     @staticmethod
     def clean(k: int) -> str:
@@ -720,7 +624,7 @@ class _Job:
         return [(name, s) for name in self.names for s in self.severities]
 
     def corrupted(self, name: str, severity: int) -> list[str]:
-        if self.npy_root is not None:
+        if self.premade:
             return [self.unit(name, severity)]
         return [self.unit(name, severity, k) for k in range(len(self.chunks))]
 
@@ -742,7 +646,7 @@ def _run_chunks(
     num_classes: int,
 ) -> None:
     """The clean units and, on the fly, the corrupted units, chunk by chunk; each finished unit is recorded."""
-    on_the_fly = job.pairs() if job.npy_root is None else []
+    on_the_fly = [] if job.premade else job.pairs()
     batch_size, dev = loader_kw["batch_size"], counter.device
 
     def todo(k: int) -> tuple[bool, list[tuple[str, int]]]:
@@ -759,47 +663,196 @@ def _run_chunks(
         clean_todo, pairs = todo(k)
         # Load the chunk once: clean counts now, the corrupted copies below from the same device tensors.
         held: list[tuple[int, torch.Tensor, torch.Tensor]] = []
-        clean = torch.zeros((), dtype=torch.long, device=dev)
+        clean = _Tally(dev)
         for b in range(start // batch_size, -(-stop // batch_size)):
             images, labels = next(batches)
             _check_batch_labels(labels, num_classes, b * batch_size)
             x, y = images.to(dev, non_blocking=True), labels.to(dev, non_blocking=True)
             if clean_todo:
-                clean += counter.correct(x, y)
+                clean.add(*counter.correct(x, y))
             if pairs:
                 held.append((b, x, y))
         if clean_todo:
-            state.record(job.clean(k), int(clean), stop - start)
+            clean.record(state, job.clean(k), stop - start)
             bar.update(1)
         for name, s in pairs:
-            correct = torch.zeros((), dtype=torch.long, device=dev)
+            tally = _Tally(dev)
             for b, x, y in held:
                 g = torch.Generator(device=dev)
                 g.manual_seed(corruption_batch_seed(seed, name, s, b))
                 xc = corrupt(x, name, s, preset=preset, reference=reference, generator=g)
-                correct += counter.correct(xc, y)
-            state.record(job.unit(name, s, k), int(correct), stop - start)  # the one host sync of a unit
+                tally.add(*counter.correct(xc, y))
+            tally.record(state, job.unit(name, s, k), stop - start)  # the one host sync of a unit
             bar.set_postfix_str(f"{name} s{s}", refresh=False)
             bar.update(1)
 
 
-def _report(job: _Job, state: _State, metadata: dict[str, Any]) -> CorruptionReport:
-    """The report from the recorded integer counts only, so that a resumed run gives the same numbers."""
+def _report(job: _Job, state: _State, metadata: dict[str, Any], baseline: Baseline | None) -> CorruptionReport:
+    """The report from the recorded counts and bins only, so that a resumed run gives the same numbers."""
 
     def total(keys: list[str]) -> tuple[int, int]:
         return sum(state.done[u][0] for u in keys), sum(state.done[u][1] for u in keys)
 
+    def ece(keys: list[str]) -> float | None:
+        if not keys:
+            return None
+        bins = torch.zeros(3, len(state.done[keys[0]][2][0]), dtype=torch.float64)
+        for u in keys:  # a fixed order: the same float sums whether or not the run was resumed
+            bins += torch.tensor(state.done[u][2], dtype=torch.float64)
+        return ece_from_bins(bins)
+
     errors: dict[str, list[float]] = {}
+    eces: dict[str, list[float]] = {}
     n_corrupt: dict[str, list[int]] = {}
     for name in job.names:
         counts = [total(job.corrupted(name, s)) for s in job.severities]
         errors[name] = [1.0 - c / max(n, 1) for c, n in counts]
+        eces[name] = [ece(job.corrupted(name, s)) for s in job.severities]  # type: ignore[misc]
         n_corrupt[name] = [n for _, n in counts]
-    clean_correct, n_clean = total([job.clean(k) for k in range(len(job.chunks))])
+    clean_keys = [job.clean(k) for k in range(len(job.chunks))]
+    clean_correct, n_clean = total(clean_keys)
     clean_error = None if n_clean == 0 else 1.0 - clean_correct / n_clean
     sizes = {n for row in n_corrupt.values() for n in row}
     if len(sizes) > 1:
         metadata["images_per_corruption"] = n_corrupt
     return CorruptionReport(
-        clean_error=clean_error, errors=errors, severities=job.severities, num_images=max(sizes), metadata=metadata
-    )
+        clean_error=clean_error, errors=errors, severities=job.severities, num_images=max(sizes), metadata=metadata,
+        baseline=baseline, ece=eces, clean_ece=ece(clean_keys) if n_clean else None,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- the front door
+
+
+class _TensorImages(Dataset[tuple[torch.Tensor, int]]):
+    """A dataset's items with PIL images (or ``(H, W, 3)`` uint8 arrays) as ``(3, H, W)`` uint8 tensors."""
+
+    def __init__(self, dataset: Dataset[Any]) -> None:
+        self.dataset = dataset
+        self.targets = getattr(dataset, "targets", None)
+        self.classes = getattr(dataset, "classes", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image, label = self.dataset[index]
+        if isinstance(image, torch.Tensor):
+            return image, label
+        if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+            image = np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
+        if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == 3:
+            return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous(), label
+        raise AugrobustValueError(
+            f"item {index} of the dataset is a {type(image).__name__}; give (3, H, W) tensors, PIL images or "
+            "(H, W, 3) uint8 arrays."
+        )
+
+
+def evaluate(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    data: Any,
+    *,
+    corruptions: str | Sequence[str] = "common",
+    severities: Sequence[int] = _ALL_SEVERITIES,
+    preset: str = "auto",
+    reference: str = "auto",
+    normalize: Any = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    baseline: Any = "auto",
+    num_classes: int | None = None,
+    clean: Any = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    num_workers: int | None = None,
+    model_name: str | None = None,
+    progress: bool = True,
+) -> CorruptionReport:
+    """Corruption robustness of any classifier: clean and corrupted errors, means per corruption set, ECE,
+    and CE / mCE against a stated baseline. ``augrobust eval`` calls this with the same defaults.
+
+    Args:
+        model: maps ``(B, 3, H, W)`` float images in ``[0, 1]`` (after ``normalize``) to ``(B, K)`` logits.
+        data: clean test images, corrupted on the fly (a Dataset of tensors, PIL images or ``(H, W, 3)``
+            arrays with int labels; a DataLoader, whose dataset, batch size and workers are used, in order; a
+            ``--data`` spec string), or pre-made corrupted files (a
+            :class:`~augrobust.data.CorruptedBenchmark` or a spec such as ``"cifar10-c:DIR"``).
+        corruptions: ``"common"`` (the 15 benchmark corruptions), ``"validation"`` (the 4 hold-out),
+            ``"all"`` or a list of names.
+        severities: a subset of 1..5.
+        preset, reference: ``"auto"`` resolves from the images' side by :data:`AUTO_PRESET_RULE`
+            (:func:`auto_preset`); the report records what was used and the rule.
+        normalize: ``None``, ``"imagenet"``, ``"cifar"`` or ``(mean, std)``: applied after the corruption.
+        batch_size: images per batch (default: the DataLoader's, else 128). The on-the-fly draws depend on it.
+        device: where the images are corrupted and the model runs; default: the device of the model's
+            parameters (the CPU for a callable or a model without parameters).
+        seed: the corruptions' seed.
+        baseline: ``"auto"`` (AlexNet's published errors for ImageNet-C-shaped data, 1000 classes and the
+            imagenet preset; none otherwise), ``"alexnet"``, ``"none"``, or another model's report (a
+            ``report.json`` path or a :class:`CorruptionReport`). Without one, CE / mCE are absent.
+        num_classes: the model's classes (default: the width of its logits).
+        clean: with pre-made ``data``, the clean test set for the clean error (optional).
+        out_dir: keep finished units there; a rerun with the same arguments continues.
+        num_workers: DataLoader workers (default: the DataLoader's, else 0).
+        model_name: the name in the report and figures (default: the model's class name).
+        progress: progress on stderr.
+
+    Returns:
+        A :class:`CorruptionReport`.
+
+    Example:
+        >>> import torch, augrobust
+        >>> from augrobust.data import SyntheticShapes
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+        >>> r = augrobust.evaluate(model, SyntheticShapes(8, train=False), corruptions=["fog"], severities=(1,),
+        ...                        device="cpu", progress=False)
+        >>> r.metadata["preset"], r.mce(), r.means()["benchmark"]["description"]
+        ('cifar', None, '1 of the 15 benchmark corruptions')
+    """
+    from torch.utils.data import DataLoader as _Loader
+
+    if isinstance(data, str):
+        from augrobust.data import from_spec
+
+        data = from_spec(data, train=False, benchmarks=True)
+    if isinstance(clean, str):
+        from augrobust.data import from_spec
+
+        clean = from_spec(clean, train=False)
+    bench: CorruptedBenchmark | None = None
+    if isinstance(data, CorruptedBenchmark):
+        bench, dataset = data, clean
+    else:
+        if clean is not None:
+            raise AugrobustValueError("clean= is for pre-made corrupted data; on the fly, data is the clean set.")
+        dataset = data
+    if isinstance(dataset, _Loader):
+        batch_size = dataset.batch_size if batch_size is None else batch_size
+        num_workers = dataset.num_workers if num_workers is None else num_workers
+        dataset = dataset.dataset
+    if dataset is not None:
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise AugrobustTypeError(
+                "data must be a Dataset, a DataLoader, a CorruptedBenchmark or a spec string, got "
+                f"{type(data).__name__}."
+            )
+        dataset = _TensorImages(dataset)
+    if device is None:  # where the model is (so the CLI, which puts it on --device, agrees), else the CPU
+        params = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+        device = "cpu" if params is None else params.device
+    norm = parse_normalize(normalize)
+    name = model_name or type(model).__name__
+    if norm is not None:
+        if not isinstance(model, torch.nn.Module):
+            raise AugrobustTypeError("normalize= needs an nn.Module model; normalise inside your callable instead.")
+        model = Normalized(model, *norm).to(device)
+    report = evaluate_corruptions(
+        model, dataset, corruptions=corruptions, severities=severities,  # type: ignore[arg-type]
+        batch_size=128 if batch_size is None else batch_size, device=device, seed=seed, preset=preset,
+        reference=reference, progress=progress, num_workers=0 if num_workers is None else num_workers,
+        num_classes=num_classes, out_dir=out_dir, benchmark=bench, baseline=baseline, model_name=name,
+    )  # fmt: skip
+    if norm is not None:
+        report.metadata["normalize"] = {"mean": list(norm[0]), "std": list(norm[1])}
+    return report
