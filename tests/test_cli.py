@@ -361,3 +361,23 @@ def test_the_help_lists_the_data_specs_that_from_spec_reads():
     from augrobust.data import DATA_SPECS as READ
 
     assert DATA_SPECS == READ
+
+
+def test_eval_benchmark_p_writes_a_perturbation_report_equal_to_the_python_one(tmp_path, checkpoint, capsys):
+    from augrobust.data import from_spec
+    from augrobust.perturbation_eval import PerturbationReport, evaluate_perturbations
+    from augrobust.train.checkpoint import load_model
+
+    out = tmp_path / "p"
+    argv = ["eval", "--benchmark", "p", "--checkpoint", str(checkpoint), "--data", "synthetic", "--num-images", "2",
+            "--batch-size", "2", "--out", str(out), "--no-figures", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md"]
+    got = PerturbationReport.load_json(out / "report.json")
+    model, _ = load_model(checkpoint)
+    data = from_spec("synthetic", train=False, num_images=2, num_classes=10)
+    want = evaluate_perturbations(model, data, variant="cifar", batch_size=2, seed=0)
+    assert got.to_dict() == want.to_dict()
+    assert "| FP (%) |" in capsys.readouterr().out
+    assert main(["eval", "--benchmark", "p", "--checkpoint", str(checkpoint), "--baseline", "alexnet",
+                 "--out", str(tmp_path / "q"), "--no-figures"]) == 2  # fmt: skip

@@ -52,6 +52,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "ImageNet-C / CIFAR-10-C files); write report.json, report.md, heatmap.png and severity_curves.png into "
         "--out. The same defaults as augrobust.evaluate(); the paths are checked before any work starts.",
     )  # fmt: skip
+    p.add_argument(
+        "--benchmark", default="c", choices=("c", "p"),
+        help="c: ImageNet-C-style corruptions (errors, CE); p: ImageNet-P-style perturbation sequences on the fly "
+        "(flip probability, top-5 distance; --baseline is then another model's P report.json or none)",
+    )  # fmt: skip
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint written by `augrobust train`")
     p.add_argument(
         "--model", default=None, metavar="LIB:NAME",
@@ -146,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(data, CorruptedBenchmark):
             raise AugrobustValueError("--npy-root goes with a clean --data; pre-made --data already names the files.")
         data, clean = CIFARC(args.npy_root), data
+    if args.benchmark == "p":
+        return _run_perturbations(args, model, data, out, name)
     if isinstance(data, CorruptedBenchmark):  # every file to read is there, before the evaluation starts
         for corruption in data.corruptions() if args.corruptions is None else _names(args.corruptions):
             if corruption not in data.corruptions():
@@ -176,6 +183,39 @@ def run(args: argparse.Namespace) -> int:
         written += [report.save_heatmap(out / "heatmap.png"), report.save_severity_curves(out / "severity_curves.png")]
     sys.stdout.write(report.to_markdown())
     sys.stdout.write(f"\nwrote {', '.join(str(p) for p in written)}\n")
+    return 0
+
+
+def _run_perturbations(args: argparse.Namespace, model: Any, data: Any, out: Any, name: str | None) -> int:
+    """``--benchmark p``: flip probability and top-5 distance on the fly, written as report.json / report.md."""
+    from augrobust.data import CorruptedBenchmark
+    from augrobust.models import Normalized, parse_normalize
+    from augrobust.perturbation_eval import PerturbationReport, evaluate_perturbations
+
+    if isinstance(data, CorruptedBenchmark):
+        raise AugrobustValueError(
+            f"--benchmark p makes its sequences from clean images; --data {args.data!r} is a pre-made corrupted set."
+        )
+    baseline = None
+    if args.baseline not in ("auto", "none"):
+        if args.baseline == "alexnet":
+            raise AugrobustValueError(
+                "--benchmark p has no published AlexNet constants in the reference code; give another model's "
+                "P report.json as --baseline, or none."
+            )
+        baseline = PerturbationReport.load_json(args.baseline)
+    normalize = parse_normalize(args.normalize)
+    if normalize is not None:
+        model = Normalized(model, *normalize)
+    side = int(data[0][0].shape[-1])
+    variant = {32: "cifar", 64: "tinyimagenet"}.get(side, "imagenet")  # the auto rule of the C benchmark
+    report = evaluate_perturbations(
+        model, data, variant=variant, batch_size=args.batch_size, device=args.device, seed=args.seed,
+        baseline=baseline,
+    )  # fmt: skip
+    written = [report.save_json(out / "report.json"), report.save_markdown(out / "report.md", baseline)]
+    sys.stdout.write(report.to_markdown(baseline))
+    sys.stdout.write(f"\nwrote {', '.join(str(p) for p in written)} ({name}, variant {variant})\n")
     return 0
 
 
