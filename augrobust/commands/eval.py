@@ -117,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
         out_dir=out,  # finished (corruption, severity) units are kept there: a rerun continues
     )  # fmt: skip
     report.metadata.update(checkpoint=str(args.checkpoint), arch=config["arch"], data=args.data)
+    if config.get("sparse"):  # a DST run: its per-layer sparsity in the report header
+        from augrobust.train.sparse import layer_sparsity
+
+        report.metadata["sparsity"] = layer_sparsity(model)
     report.save_json(out / "report.json")
     report.save_markdown(out / "report.md")
     report.save_heatmap(out / "heatmap.png")
