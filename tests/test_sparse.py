@@ -198,7 +198,9 @@ def test_drop_and_grow_equal_the_reference_rule(algorithm):
     dst = SparseTraining(net, opt, algorithm, sparsity=0.6, total_steps=total, interval=interval, zeta=0.3,
                          dense_first=False, mest_lambda=lam, end=0.8)  # fmt: skip
     if algorithm == "granet":  # start from a 0.4-dense mask, as after its pruning
-        dst.masks["0.weight"] = dst._random_mask(layer.weight, 96)
+        start = torch.zeros(240, dtype=torch.bool)
+        start[torch.randperm(240)[:96]] = True
+        dst.load_state_dict({**dst.state_dict(), "masks": {"0.weight": start.view(10, 24)}})
     dst.step_count = step - 2
     with torch.no_grad():
         layer.weight.copy_(torch.randn(10, 24) * dst.masks["0.weight"])

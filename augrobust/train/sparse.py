@@ -286,6 +286,7 @@ class SparseTraining:
         if algorithm == "granet" and GRANET_INITIAL_DENSITY < 1.0:  # pragma: no cover - a constant of 1.0
             start = layer_counts(shapes, 1.0 - GRANET_INITIAL_DENSITY, self.distribution)
         self.masks = {name: self._random_mask(w, start[name]) for name, w in self.weights.items()}
+        self._active = dict(start)  # active weights per layer, kept on the host: no device sync per update
         self._broadcast_masks()
         self.apply_masks()
 
@@ -313,7 +314,7 @@ class SparseTraining:
             torch._foreach_mul_(buffers, buffer_masks)
 
     def counts(self) -> dict[str, int]:
-        """Active weights per masked layer (a host sync: for reports and tests)."""
+        """Active weights per masked layer, counted on the masks (a host sync: for reports and tests)."""
         return {name: int(m.sum()) for name, m in self.masks.items()}
 
     def density(self) -> float:
@@ -356,7 +357,7 @@ class SparseTraining:
         rounding: Callable[[float], int] = math.ceil if self.algorithm == "granet" else int
         for name, weight in self.weights.items():
             mask = self.masks[name]
-            active = int(mask.sum())
+            active = self._active[name]
             n_drop = min(rounding(zeta * active), active)
             if n_drop == 0:
                 continue
@@ -412,7 +413,12 @@ class SparseTraining:
         flat[_ranked(scores, keep)] = True
         for name, piece in zip(names, torch.split(flat, [self.masks[n].numel() for n in names])):
             self.masks[name] = piece.view_as(self.masks[name]) & self.masks[name]
+        self._count_active()
         self.apply_masks()
+
+    def _count_active(self) -> None:
+        sums = torch.stack([m.sum() for m in self.masks.values()]).tolist()  # one sync, not one per layer
+        self._active = dict(zip(self.masks, (int(n) for n in sums)))
 
     def _broadcast_masks(self) -> None:
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -447,6 +453,7 @@ class SparseTraining:
             self.masks[name] = mask.to(self.masks[name].device)
         self.step_count = int(state["step"])
         self.generator.set_state(state["generator"])
+        self._count_active()
         self.apply_masks()
 
     def __repr__(self) -> str:
