@@ -277,6 +277,7 @@ class SparseTraining:
         self.end_step = int(self.end * self.total_steps)
         self.step_count = 0
         self._grads: dict[str, torch.Tensor | None] = {}
+        self._multipliers: list[torch.Tensor] | None = None
         first = next(iter(self.weights.values()))
         self.generator = torch.Generator(device=first.device)
         self.generator.manual_seed(int(seed) * 1_000_003 + 104_729)
@@ -302,7 +303,9 @@ class SparseTraining:
     def apply_masks(self) -> None:
         """Zero the masked weights and their momentum (after every optimiser step, and after a mask change)."""
         weights = list(self.weights.values())
-        masks = [m.to(w.dtype) for m, w in zip(self.masks.values(), weights)]
+        if self._multipliers is None:  # the masks as 0 / 1 in the weights' dtype, rebuilt only when they change
+            self._multipliers = [m.to(w.dtype) for m, w in zip(self.masks.values(), weights)]
+        masks = self._multipliers
         torch._foreach_mul_(weights, masks)
         buffers, buffer_masks = [], []
         for w, m in zip(weights, masks):
@@ -363,6 +366,7 @@ class SparseTraining:
                 continue
             self.masks[name] = self._drop_and_grow(weight, mask, active - n_drop, n_drop)
         self._broadcast_masks()
+        self._multipliers = None
         self.apply_masks()
 
     def drop_score(self, weight: torch.Tensor) -> torch.Tensor:
@@ -414,6 +418,7 @@ class SparseTraining:
         for name, piece in zip(names, torch.split(flat, [self.masks[n].numel() for n in names])):
             self.masks[name] = piece.view_as(self.masks[name]) & self.masks[name]
         self._count_active()
+        self._multipliers = None
         self.apply_masks()
 
     def _count_active(self) -> None:
@@ -454,6 +459,7 @@ class SparseTraining:
         self.step_count = int(state["step"])
         self.generator.set_state(state["generator"])
         self._count_active()
+        self._multipliers = None
         self.apply_masks()
 
     def __repr__(self) -> str:
