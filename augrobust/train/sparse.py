@@ -118,7 +118,7 @@ def erk_densities(shapes: Mapping[str, tuple[int, ...]], density: float, power: 
     Example:
         >>> d = erk_densities({"a": (16, 3, 3, 3), "b": (64, 16, 3, 3), "c": (10, 64)}, 0.5)
         >>> {k: round(v, 4) for k, v in d.items()}
-        {'a': 1.0, 'b': 0.4057, 'c': 1.0}
+        {'a': 1.0, 'b': 0.4418, 'c': 1.0}
     """
     check_number(density, "density", minimum=0.0, maximum=1.0)
     dense: set[str] = set()
@@ -171,7 +171,7 @@ def drop_fraction(algorithm: str, zeta: float, step: int, end_step: int, total_s
 
     Example:
         >>> drop_fraction("rigl", 0.3, 0, 100, 200), drop_fraction("rigl", 0.3, 50, 100, 200)
-        (0.3, 0.15000000000000002)
+        (0.3, 0.15)
     """
     check_choice(algorithm, "algorithm", SPARSE_ALGORITHMS)
     if algorithm == "granet":
