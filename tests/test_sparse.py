@@ -342,6 +342,13 @@ def test_cli_options_reach_the_run_and_eval_reports_sparsity(tmp_path):
     assert first == next(k for k, v in ckpt["model"].items() if k.endswith("weight") and v.dim() == 4)  # the first conv is masked too
     assert report["layers"][first] == pytest.approx(0.3, abs=0.01)
     assert report["global"] == pytest.approx(0.3, abs=0.01)
+    assert main([
+        "eval", "--checkpoint", str(out / CHECKPOINT_NAME), "--data", "synthetic", "--num-images", "8",
+        "--corruptions", "gaussian_noise", "--severities", "1", "--out", str(tmp_path / "eval"), "--quiet",
+    ]) == 0  # fmt: skip
+    header = json.loads((tmp_path / "eval" / "report.json").read_text())["metadata"]["sparsity"]
+    assert header == json.loads(json.dumps(report))  # the report header carries the per-layer sparsity
+    assert "sparsity" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_bad_sparse_settings_are_clear_errors():
