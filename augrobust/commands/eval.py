@@ -176,6 +176,10 @@ def run(args: argparse.Namespace) -> int:
     report.metadata.update(data=args.data)
     if args.checkpoint is not None:
         report.metadata.update(checkpoint=str(args.checkpoint), arch=config["arch"])
+        if config.get("sparse"):  # a DST run: its per-layer sparsity in the report header
+            from augrobust.train.sparse import layer_sparsity
+
+            report.metadata["sparsity"] = layer_sparsity(model)
     if args.weights is not None:
         report.metadata.update(weights=str(args.weights))
     written = [report.save_json(out / "report.json"), report.save_markdown(out / "report.md")]

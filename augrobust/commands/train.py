@@ -24,7 +24,9 @@ from augrobust.commands._options import (
     check_output_dir,
 )
 
-__all__ = ["ARCHITECTURE_NAMES", "BASE_AUGMENTATION_NAMES", "DEFAULTS", "METHOD_NAMES", "add_parser", "run"]
+__all__ = [
+    "ARCHITECTURE_NAMES", "BASE_AUGMENTATION_NAMES", "DEFAULTS", "METHOD_NAMES", "SPARSE_NAMES", "add_parser", "run",
+]  # fmt: skip
 
 # The trainer's registries import torch; the help lists these literal copies instead (a test keeps them equal
 # to augrobust.train.METHODS, ARCHITECTURES, BASE_AUGMENTATIONS and TrainConfig's defaults).
@@ -44,8 +46,13 @@ BASE_AUGMENTATION_NAMES: tuple[str, ...] = ("crop_flip", "none")
 DEFAULTS: dict[str, Any] = {
     "arch": "resnet18_cifar", "method": "erm", "data": "synthetic", "epochs": 30, "batch_size": 128, "lr": 0.1,
     "wd": 5e-4, "momentum": 0.9, "damp_sigma": None, "damp_m": 8, "base_augmentation": "crop_flip", "seed": 0,
-    "num_workers": 0, "nonfinite": "error",
+    "num_workers": 0, "nonfinite": "error", "sparse": None, "sparsity": 0.5, "sparse_distribution": "erk",
+    "sparse_interval": 100, "sparse_drop_fraction": 0.3, "sparse_end": None, "sparse_dense_first": True,
+    "sparse_mest_lambda": 0.0,
 }  # fmt: skip
+
+#: Dynamic sparse training algorithms (:data:`augrobust.train.sparse.SPARSE_ALGORITHMS`).
+SPARSE_NAMES: tuple[str, ...] = ("granet", "mest", "rigl", "set")
 
 
 def _method_option(text: str) -> tuple[str, Any]:
@@ -75,6 +82,33 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--damp-sigma", type=float, default=d["damp_sigma"], help="DAMP sigma, e.g. 0.2 (default: off)")
     p.add_argument("--damp-m", type=int, default=d["damp_m"], help="DAMP sub-batches per global batch")
+    p.add_argument(
+        "--sparse", default=d["sparse"], choices=SPARSE_NAMES,
+        help="dynamic sparse training: masks on conv / linear weights, updated by SET, RigL, MEST or GraNet "
+        "(default: dense)",
+    )  # fmt: skip
+    p.add_argument("--sparsity", type=float, default=d["sparsity"], help="target fraction of zero weights")
+    p.add_argument(
+        "--sparse-distribution", default=d["sparse_distribution"], choices=("erk", "uniform"),
+        help="layer densities: Erdos-Renyi-Kernel or the same in every layer",
+    )  # fmt: skip
+    p.add_argument("--sparse-interval", type=int, default=d["sparse_interval"], help="steps between mask updates")
+    p.add_argument(
+        "--sparse-drop-fraction", type=float, default=d["sparse_drop_fraction"],
+        help="initial fraction of active weights dropped and regrown per update (annealed)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sparse-end", type=float, default=d["sparse_end"],
+        help="fraction of the run after which masks stay fixed (default: 0.75; GraNet 1.0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--sparse-first-layer", choices=("dense", "sparse"), default="dense" if d["sparse_dense_first"] else "sparse",
+        help="keep the first conv / linear layer dense (RigL's ImageNet setting) or mask it too",
+    )  # fmt: skip
+    p.add_argument(
+        "--sparse-mest-lambda", type=float, default=d["sparse_mest_lambda"],
+        help="MEST's gradient weight in the drop score |w| + lambda |g|",
+    )  # fmt: skip
     p.add_argument(
         "--base-augmentation", default=d["base_augmentation"], choices=BASE_AUGMENTATION_NAMES,
         help="augmentation before the method (crop_flip: pad 4, random crop, random h-flip)",
@@ -121,6 +155,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         num_workers=args.num_workers,
         nonfinite=args.nonfinite,
+        sparse=args.sparse,
+        sparsity=args.sparsity,
+        sparse_distribution=args.sparse_distribution,
+        sparse_interval=args.sparse_interval,
+        sparse_drop_fraction=args.sparse_drop_fraction,
+        sparse_end=args.sparse_end,
+        sparse_dense_first=args.sparse_first_layer == "dense",
+        sparse_mest_lambda=args.sparse_mest_lambda,
     ).validate()
     check_output_dir(args.out)
     # The trainer reports once per epoch through ``log`` and has no per-step hook, so there is no bar here.

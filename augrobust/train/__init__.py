@@ -1,10 +1,10 @@
 """Reference trainer: methods erm, gnt, ant, afa, afa_noaux, dfmx (and any registered one), optional DAMP,
-DDP, exact-resume checkpoints.
+optional dynamic sparse training (SET, RigL, MEST, GraNet), DDP, exact-resume checkpoints.
 
 A small, readable loop rather than a framework: see :func:`train` and the ``augrobust train`` command.
 Layout: ``trainer.py`` (the loop), ``methods/`` (the :class:`Method` base class and one module per method),
-``checkpoint.py`` (save, load, :func:`load_model`), ``damp.py``, ``models.py``, ``distributed.py``,
-``metrics_file.py``, ``base_augmentations.py``.
+``checkpoint.py`` (save, load, :func:`load_model`), ``damp.py``, ``sparse.py``, ``models.py``,
+``distributed.py``, ``metrics_file.py``, ``base_augmentations.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from augrobust.train.methods import (
 )
 from augrobust.train.methods.afa import DualBatchNorm2d, auxiliary_route, convert_to_dual_bn, strip_dual_bn
 from augrobust.train.models import ARCHITECTURES, Normalize, build_model
+from augrobust.train.sparse import SPARSE_ALGORITHMS, SparseTraining, layer_sparsity
 from augrobust.train.trainer import (
     CHECKPOINT_NAME,
     METRICS_NAME,
@@ -55,6 +56,8 @@ __all__ = [
     "Method",
     "NonFiniteLossError",
     "Normalize",
+    "SPARSE_ALGORITHMS",
+    "SparseTraining",
     "TrainConfig",
     "TrainResult",
     "auxiliary_route",
@@ -64,6 +67,7 @@ __all__ = [
     "convert_to_dual_bn",
     "damp_parameter_names",
     "get_method",
+    "layer_sparsity",
     "load_checkpoint",
     "load_model",
     "perturbable_modules",

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from augrobust._checks import check_choice, check_count, check_number, closest
+from augrobust._checks import check_bool, check_choice, check_count, check_number, closest
 from augrobust._io import remove_stale_temporaries
 from augrobust.errors import AugrobustError, AugrobustTypeError, AugrobustValueError
 from augrobust.train import metrics_file
@@ -42,6 +42,7 @@ from augrobust.train.damp import DAMP
 from augrobust.train.distributed import Distributed
 from augrobust.train.methods import METHODS, Method, as_method, get_method
 from augrobust.train.models import ARCHITECTURES, build_model
+from augrobust.train.sparse import SPARSE_ALGORITHMS, SPARSE_DISTRIBUTIONS, SparseTraining
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -104,6 +105,16 @@ class TrainConfig:
         seed: seed for initialisation, data order, augmentation and DAMP noise.
         num_classes: classes of the model (``None``: from the dataset's ``classes``).
         num_workers: DataLoader workers.
+        sparse: dynamic sparse training (:mod:`augrobust.train.sparse`): ``"set"``, ``"rigl"``, ``"mest"`` or
+            ``"granet"``; ``None`` trains dense.
+        sparsity: DST's target fraction of zero weights over the masked conv / linear layers.
+        sparse_distribution: layer densities, ``"erk"`` (Erdos-Renyi-Kernel) or ``"uniform"``.
+        sparse_interval: optimiser steps between mask updates (RigL's ``delta_T`` = 100).
+        sparse_drop_fraction: initial drop fraction ``zeta`` (RigL's 0.3), annealed as the algorithm does.
+        sparse_end: fraction of the run after which the masks stay fixed (``None``: the algorithm's own, 0.75
+            for SET / RigL / MEST, 1.0 for GraNet).
+        sparse_dense_first: leave the first conv / linear layer dense (RigL's ImageNet setting).
+        sparse_mest_lambda: MEST's gradient weight in its drop score ``|w| + lambda |g|``.
         nonfinite: what a NaN / infinite loss does: ``"error"`` stops the run with
             :class:`NonFiniteLossError` naming the first bad step (nothing of that epoch is saved; the last
             checkpoint stays); ``"skip"`` skips that step's update (weights and optimiser state untouched, the
@@ -131,6 +142,14 @@ class TrainConfig:
     num_classes: int | None = None
     num_workers: int = 0
     nonfinite: str = "error"
+    sparse: str | None = None
+    sparsity: float = 0.5
+    sparse_distribution: str = "erk"
+    sparse_interval: int = 100
+    sparse_drop_fraction: float = 0.3
+    sparse_end: float | None = None
+    sparse_dense_first: bool = True
+    sparse_mest_lambda: float = 0.0
 
     def validate(self) -> TrainConfig:
         """Check every field; raise an :class:`~augrobust.errors.AugrobustError` naming the bad one."""
@@ -166,6 +185,18 @@ class TrainConfig:
             check_count(self.num_classes, "TrainConfig.num_classes (None: from the dataset)", minimum=2)
         check_choice(self.base_augmentation, "TrainConfig.base_augmentation", sorted(BASE_AUGMENTATIONS))
         check_choice(self.nonfinite, "TrainConfig.nonfinite", NONFINITE_CHOICES)
+        if self.sparse is not None:
+            check_choice(self.sparse, "TrainConfig.sparse (None: dense)", SPARSE_ALGORITHMS)
+        check_number(self.sparsity, "TrainConfig.sparsity", minimum=0.0, maximum=1.0, strict=True)
+        if self.sparsity >= 1.0:
+            raise AugrobustValueError(f"TrainConfig.sparsity must be below 1, got {self.sparsity!r}.")
+        check_choice(self.sparse_distribution, "TrainConfig.sparse_distribution", SPARSE_DISTRIBUTIONS)
+        check_count(self.sparse_interval, "TrainConfig.sparse_interval", minimum=1)
+        check_number(self.sparse_drop_fraction, "TrainConfig.sparse_drop_fraction", minimum=0.0, maximum=1.0)
+        if self.sparse_end is not None:
+            check_number(self.sparse_end, "TrainConfig.sparse_end (None: the algorithm's)", minimum=0.0, maximum=1.0)
+        check_bool(self.sparse_dense_first, "TrainConfig.sparse_dense_first")
+        check_number(self.sparse_mest_lambda, "TrainConfig.sparse_mest_lambda", minimum=0.0)
         if not isinstance(self.data, str) or not self.data:
             raise AugrobustValueError(f"TrainConfig.data must be a non-empty string, got {self.data!r}.")
         return self
@@ -236,6 +267,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     stored_config: dict[str, Any]
+    sparse: SparseTraining | None = None  # dynamic sparse training's masks, when config.sparse is set
     net: nn.Module = dataclasses.field(init=False)  # the model, in its DDP wrapper when distributed
     forward: Callable[[torch.Tensor], torch.Tensor] = dataclasses.field(init=False)  # the training forward
     start_epoch: int = 0
@@ -352,10 +384,26 @@ def _setup(
         model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0, weight_decay=config.wd
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * len(loader))
+    sparse = _build_sparse(config, model, optimizer, config.epochs * len(loader))
     return _Run(
         config=config, env=env, out=out, say=log if (log is not None and env.rank == 0) else _silent,
         model=model, method=method, damp=damp, sampler=sampler, loader=loader, test_set=test_set,
         optimizer=optimizer, scheduler=scheduler, stored_config={**config.to_dict(), "num_classes": num_classes},
+        sparse=sparse,
+    )  # fmt: skip
+
+
+def _build_sparse(
+    config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int
+) -> SparseTraining | None:
+    """DST's masks (the same on every rank: seeded by ``config.seed`` only, then broadcast from rank 0)."""
+    if config.sparse is None:
+        return None
+    return SparseTraining(
+        model, optimizer, config.sparse, sparsity=config.sparsity, total_steps=total_steps,
+        distribution=config.sparse_distribution, interval=config.sparse_interval,
+        zeta=config.sparse_drop_fraction, end=config.sparse_end, mest_lambda=config.sparse_mest_lambda,
+        dense_first=config.sparse_dense_first, seed=config.seed,
     )  # fmt: skip
 
 
@@ -465,6 +513,10 @@ def _resume(run: _Run) -> None:
             f"Checkpoint {str(path)!r} lacks the state of method {run.config.method!r}: {err}"
         ) from err
     restore_rng(_for_rank(ckpt, "rng", run.env), run.damp_generator)
+    if run.sparse is not None:
+        if "sparse" not in ckpt:
+            raise AugrobustValueError(f"Checkpoint {str(path)!r} lacks the sparse-training masks.")
+        run.sparse.load_state_dict(ckpt["sparse"])
     if "history" in ckpt:
         run.history = list(ckpt["history"])
     else:  # written before the history moved into the checkpoint
@@ -482,6 +534,7 @@ def _for_rank(ckpt: dict[str, Any], key: str, env: Distributed) -> Any:
 
 
 def _check_resumable(stored: dict[str, Any], current: dict[str, Any], path: Path) -> None:
+    stored = {**TrainConfig().to_dict(), **stored}  # a key added since the checkpoint was written: its default
     diffs = {
         k: (stored.get(k), current.get(k))
         for k in sorted(set(stored) | set(current))
@@ -501,7 +554,8 @@ def _wrap_for_training(run: _Run) -> None:
     config = run.config
     run.say(
         f"training {config.arch} ({sum(p.numel() for p in run.model.parameters())} params) with {config.method}"
-        f"{f' + {run.damp!r}' if run.damp is not None else ''} on {run.device} x{run.env.world_size}, "
+        f"{f' + {run.damp!r}' if run.damp is not None else ''}"
+        f"{f' + {run.sparse!r}' if run.sparse is not None else ''} on {run.device} x{run.env.world_size}, "
         f"{len(run.loader)} steps/epoch"
     )
 
@@ -525,10 +579,15 @@ def _train_epoch(run: _Run, epoch: int) -> dict[str, Any]:
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if guard.admit(loss, step):
-            run.optimizer.step()
+            if run.sparse is None:
+                run.optimizer.step()
+            else:  # the step, the masks re-applied, the mask update on schedule
+                run.sparse.optimizer_step()
             loss_sum += loss.detach() * len(y)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
+        elif run.sparse is not None:
+            run.sparse.skip_step()
         run.scheduler.step()
     guard.finish()
     row: dict[str, Any] = {
@@ -636,6 +695,8 @@ def _checkpoint(run: _Run, epochs_done: int, rngs: list[Any], method_states: lis
         "method": method_states[0],
         "history": run.history,
     }
+    if run.sparse is not None:
+        checkpoint["sparse"] = run.sparse.state_dict()
     if run.env.active:
         checkpoint.update(rng_ranks=rngs, method_ranks=method_states)
     return checkpoint
