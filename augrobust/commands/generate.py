@@ -19,7 +19,6 @@ from augrobust.commands._options import (
     add_out,
     add_preset,
     add_quiet,
-    add_reference,
     add_seed,
     add_severities,
     check_output_dir,
