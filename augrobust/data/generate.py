@@ -67,7 +67,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from augrobust._checks import check_bool, check_choice, check_count, check_preset, check_reference, check_severities
-from augrobust._io import atomic_save, atomic_write_bytes, atomic_write_text
+from augrobust._io import atomic_save, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from augrobust._progress import progress_bar
 from augrobust.data.canonical import SEED_RULE, canonical_generator
 from augrobust.data.folder import ImageFolderDataset
@@ -575,6 +575,9 @@ def _finalize(
     }
     write_manifest(layout.out, header, files)
     shutil.rmtree(layout.state, ignore_errors=True)
+    # Every unit is done, so a temporary file left now is a killed writer's: remove them.
+    for folder in {layout.out, *(layout.out / Path(rel).parent for rel in files)}:
+        remove_stale_temporaries(folder)
     result.bad = bad
     return True
 
