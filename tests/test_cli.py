@@ -25,7 +25,7 @@ from augrobust.cli import build_parser, main
 from augrobust.errors import AugrobustValueError
 
 ROOT = Path(augrobust.__file__).resolve().parent.parent
-COMMANDS = ("demo", "preview", "bench", "train", "eval", "dfm")
+COMMANDS = ("demo", "preview", "bench", "train", "eval", "dfm", "generate")
 
 
 def _env() -> dict[str, str]:
@@ -228,6 +228,10 @@ def _bad_inputs(tmp: Path, ckpt: Path) -> list[tuple[list[str], str]]:
         (["eval", "--checkpoint", str(ckpt), "--out", str(tmp / "r"), "--npy-root", str(npy)], "no <corruption>.npy"),
         (["dfm", "--checkpoint", str(tmp / "missing.pt")], "checkpoint not found"),
         (["dfm", "--checkpoint", str(ckpt), "--out", str(tmp)], "is a folder; give a file name"),
+        (["generate", "--data", "synthetic:10", "--format", "cifar-c", "--out", str(a_file)], "is a file; give a folder"),
+        (["generate", "--data", "synthetic:10", "--format", "cifar-c", "--out", str(tmp / "g"), "--corruptions", "fogg"],
+         "unknown: ['fogg']"),
+        (["generate", "--format", "cifar-c"], "generate needs --data, --out"),
     ]  # fmt: skip
 
 
