@@ -10,6 +10,9 @@
    corruptions at severity 3, against the reference loop (PIL load, torchvision resize/crop, imagecorruptions,
    Pillow save) on a sample.
 
+Under load (a shared machine) wall times are noisy: the ratios use CPU time (``time.process_time``) of the
+single-threaded reference and of augrobust with one torch thread, in-process, after a warm-up.
+
 Usage: ``python benchmarks/generate_throughput.py [--cifar-images 200] [--imagenet-images 16] [--ref-images 2]``.
 Writes ``benchmarks/results/generate_throughput.json``; the rendered numbers go in
 ``benchmarks/results/generate_throughput.md`` by hand, with the machine's load.
@@ -62,6 +65,17 @@ def _cifar_ours(n: int, procs: int, tmp: Path) -> float:
     return time.perf_counter() - start
 
 
+def _cifar_ours_cpu(n: int, tmp: Path) -> dict[str, float]:
+    """In-process, after a warm-up: wall and CPU seconds for n images x 19 x 5 (CPU time is robust to load)."""
+    from augrobust.data.generate import generate_dataset
+
+    kw = dict(format="cifar-c", corruptions="all", progress=False, batch_size=256)
+    generate_dataset("synthetic:10", tmp / "warm", num_images=4, **kw)
+    wall, cpu = time.perf_counter(), time.process_time()
+    generate_dataset("synthetic:10", tmp / "cpu", num_images=n, block_images=max(1, n // 4), **kw)
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu}
+
+
 def _cifar_reference(sample: int) -> dict[str, float]:
     """Seconds per image per corruption (all 5 severities) of imagecorruptions on 32-px images."""
     from augrobust.benchmark.reference import load_imagecorruptions
@@ -72,26 +86,27 @@ def _cifar_reference(sample: int) -> dict[str, float]:
     images = [ds[i][0].permute(1, 2, 0).numpy().copy() for i in range(sample)]
     per = {}
     for name in ic.get_corruption_names("all"):
-        start = time.perf_counter()
+        start = time.process_time()
         for img in images:
             for s in range(1, 6):
                 np.uint8(ic.corrupt(img, severity=s, corruption_name=name))
-        per[name] = (time.perf_counter() - start) / sample
+        per[name] = (time.process_time() - start) / sample
     return per
 
 
-def _imagenet_ours(src: Path, tmp: Path, n: int, dtype: str) -> float:
+def _imagenet_ours(src: Path, tmp: Path, n: int, dtype: str) -> tuple[float, float]:
     from augrobust.corruptions import get_corruption_names
     from augrobust.data.generate import generate_dataset
 
     # Warm-up on 2 images (imports, frost textures, kernel caches): a one-time cost that a real run amortises.
     generate_dataset(f"folder:{src}", tmp / "warm", format="imagenet-c", corruptions=list(get_corruption_names("common")),
                      severities=(3,), num_images=2, workers=0, progress=False)  # fmt: skip
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     generate_dataset(f"folder:{src}", tmp / f"inc_{dtype}", format="imagenet-c",
-                     corruptions=list(get_corruption_names("common")), severities=(3,), workers=2, batch_size=16,
+                     corruptions=list(get_corruption_names("common")), severities=(3,), workers=0, batch_size=16,
                      progress=False, dtype=dtype)  # fmt: skip
-    return (time.perf_counter() - start) / (n * 15)
+    # workers=0: decoding in this process, so that its CPU time is counted (the JPEG thread's too).
+    return (time.perf_counter() - start) / (n * 15), (time.process_time() - cpu) / (n * 15)
 
 
 def _imagenet_reference(src: Path, tmp: Path, sample: int) -> dict[str, float]:
@@ -106,7 +121,7 @@ def _imagenet_reference(src: Path, tmp: Path, sample: int) -> dict[str, float]:
     paths = sorted(src.rglob("*.JPEG"))[:sample]
     per = {}
     for name in ic.get_corruption_names("common"):
-        start = time.perf_counter()
+        start = time.process_time()
         for p in paths:
             with open(p, "rb") as f:
                 img = Image.open(f).convert("RGB")
@@ -115,7 +130,7 @@ def _imagenet_reference(src: Path, tmp: Path, sample: int) -> dict[str, float]:
             buf = io.BytesIO()
             Image.fromarray(out).save(buf, format="JPEG", quality=85, optimize=True)
             (tmp / f"ref_{name}_{p.name}").write_bytes(buf.getvalue())
-        per[name] = (time.perf_counter() - start) / sample
+        per[name] = (time.process_time() - start) / sample
     return per
 
 
@@ -145,6 +160,13 @@ def main() -> None:
         fixed = c1 - per_image * n
         per_image_2 = (c2_2n - fixed) / (2 * n)
         ref = _cifar_reference(args.ref_images)
+        cpu = _cifar_ours_cpu(2 * n, tmp / "d")
+        res["cifar_c_cpu_time"] = {
+            "ours_in_process": cpu, "ours_cpu_s_per_image_95": cpu["cpu_s"] / (2 * n),
+            "ours_10k_cpu_s": cpu["cpu_s"] / (2 * n) * 10_000, "reference_cpu_s_per_image_95": sum(ref.values()),
+            "reference_10k_cpu_s": sum(ref.values()) * 10_000,
+            "ratio": sum(ref.values()) / (cpu["cpu_s"] / (2 * n)),
+        }  # fmt: skip
         res["cifar_c"] = {
             "ours_1proc_s": {str(n): c1, str(2 * n): c1_2n}, "ours_2proc_s": {str(2 * n): c2_2n},
             "fixed_s": fixed, "per_image_s_1proc": per_image, "per_image_s_2proc": per_image_2,
@@ -155,13 +177,15 @@ def main() -> None:
             "reference_per_corruption_s_per_image_5_severities": ref,
         }  # fmt: skip
         src = _photos_folder(tmp / "src", args.imagenet_images)
-        ours = _imagenet_ours(src, tmp, args.imagenet_images, "float64")
-        ours32 = _imagenet_ours(src, tmp, args.imagenet_images, "float32")
+        ours, ours_cpu = _imagenet_ours(src, tmp, args.imagenet_images, "float64")
+        ours32, ours32_cpu = _imagenet_ours(src, tmp, args.imagenet_images, "float32")
         iref = _imagenet_reference(src, tmp, args.ref_images)
-        ref_mean = sum(iref.values()) / len(iref)
+        ref_mean = sum(iref.values()) / len(iref)  # CPU seconds per image (single-threaded reference)
         res["imagenet_c"] = {
-            "ours_images_per_s": 1 / ours, "reference_images_per_s": 1 / ref_mean, "speedup": ref_mean / ours,
-            "ours_float32_images_per_s": 1 / ours32, "speedup_float32": ref_mean / ours32,
+            "ours_wall_images_per_s": 1 / ours, "ours_cpu_images_per_s": 1 / ours_cpu,
+            "reference_cpu_images_per_s": 1 / ref_mean, "speedup_cpu": ref_mean / ours_cpu,
+            "ours_float32_wall_images_per_s": 1 / ours32, "ours_float32_cpu_images_per_s": 1 / ours32_cpu,
+            "speedup_float32_cpu": ref_mean / ours32_cpu,
             "reference_per_corruption_s_per_image": iref, "sources": args.imagenet_images,
             "reference_sample": args.ref_images,
         }  # fmt: skip
