@@ -203,3 +203,21 @@ def test_corrupt_source_image_is_reported_by_path(tmp_path: Path) -> None:
     assert list(manifest["files"]) == ["contrast/1/cat/good.JPEG"]
     accepted = _cli(*args, "--skip-bad")
     assert accepted.returncode == 0 and "1 bad source images" in accepted.stdout, accepted.stderr
+
+
+@pytest.mark.slow
+def test_all_corruptions_on_real_photos_do_not_depend_on_batch_size(tmp_path: Path) -> None:
+    """All 19 corruptions at 224 px, float64: one image per call, four per call, and a sub-batch write the same."""
+    import skimage.data
+
+    src = tmp_path / "src"
+    (src / "c").mkdir(parents=True)
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        Image.fromarray(getattr(skimage.data, name)()).save(src / "c" / f"{name}.png")
+    kw = dict(format="imagenet-c", corruptions="all", severities=(3,), progress=False)
+    one = generate_dataset(f"folder:{src}", tmp_path / "one", batch_size=1, **kw)
+    four = generate_dataset(f"folder:{src}", tmp_path / "four", batch_size=4, **kw)
+    pair = generate_dataset(f"folder:{src}", tmp_path / "pair", batch_size=3, block_images=2, **kw)
+    assert one.images == four.images == pair.images == 4 * 19
+    files = {d: json.loads((tmp_path / d / "manifest.json").read_text())["files"] for d in ("one", "four", "pair")}
+    assert len(files["one"]) == 4 * 19 and files["one"] == files["four"] == files["pair"]
