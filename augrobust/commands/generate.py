@@ -17,7 +17,6 @@ from augrobust.commands._options import (
     add_data,
     add_device,
     add_out,
-    add_preset,
     add_quiet,
     add_seed,
     add_severities,
@@ -51,7 +50,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_out(p, default=None, help="output folder (a rerun with the same arguments continues it)")
     add_corruptions(p, default="common")
     add_severities(p)
-    add_preset(p, auto=True, default="auto")
+    p.add_argument(
+        "--preset", default="auto", choices=("auto", "imagenet", "tinyimagenet", "cifar", "inception"),
+        help="severity table (auto: imagenet for imagenet-c, tinyimagenet for tinyimagenet-c; for cifar-c by image "
+        "side: 32 cifar, 64 tinyimagenet, else imagenet)",
+    )  # fmt: skip
     p.add_argument(
         "--reference", default="auto", choices=("auto", "hendrycks", "imagecorruptions"),
         help="reference implementation (auto: hendrycks, the scripts that built the released datasets)",
