@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any
 
+from augrobust._checks import PRESET_CHOICES, REFERENCE_CHOICES
 from augrobust.commands._options import (
     add_batch_size,
     add_command,
@@ -51,12 +52,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_corruptions(p, default="common")
     add_severities(p)
     p.add_argument(
-        "--preset", default="auto", choices=("auto", "imagenet", "tinyimagenet", "cifar", "inception"),
+        "--preset", default="auto", choices=("auto", *PRESET_CHOICES),
         help="severity table (auto: imagenet for imagenet-c, tinyimagenet for tinyimagenet-c; for cifar-c by image "
         "side: 32 cifar, 64 tinyimagenet, else imagenet)",
     )  # fmt: skip
     p.add_argument(
-        "--reference", default="auto", choices=("auto", "hendrycks", "imagecorruptions"),
+        "--reference", default="auto", choices=("auto", *REFERENCE_CHOICES),
         help="reference implementation (auto: hendrycks, the scripts that built the released datasets)",
     )  # fmt: skip
     add_seed(p, help="dataset seed of the canonical per-image draws")
