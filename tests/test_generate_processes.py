@@ -119,3 +119,20 @@ def test_torchrun_two_processes_equal_one_process(tmp_path: Path) -> None:
     assert lines == ["RESULT (0, 2) 20 True", "RESULT (1, 2) 16 True"], two.stdout
     assert _tree(tmp_path / "two") == _tree(tmp_path / "one")
     assert len(_tree(tmp_path / "one")) == 9 * 4 + 1
+
+
+@pytest.mark.slow
+def test_cli_under_torchrun_equals_the_cli_in_one_process(tmp_path: Path) -> None:
+    args = ["generate", "--data", "synthetic:10", "--format", "cifar-c", "--corruptions", "impulse_noise,frost",
+            "--num-images", "7", "--block-images", "2", "--quiet", "--out"]  # fmt: skip
+    one = subprocess.run([sys.executable, "-m", "augrobust.cli", *args, str(tmp_path / "one")], capture_output=True,
+                         text=True, env=_env(), timeout=300)  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "augrobust.cli",
+           *args, str(tmp_path / "two")]  # fmt: skip
+    two = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    assert two.stdout.count("(shard 0/2)") == 1 and two.stdout.count("(shard 1/2)") == 1, two.stdout
+    assert "generated 40 images" in two.stdout and "generated 30 images" in two.stdout  # 4 + 3 images x 10 units
+    assert _tree(tmp_path / "two") == _tree(tmp_path / "one")
+    assert sorted(_tree(tmp_path / "one")) == ["frost.npy", "impulse_noise.npy", "labels.npy", "manifest.json"]

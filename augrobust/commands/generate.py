@@ -69,6 +69,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--shard", default=None, metavar="I/N", help="do only shard I of N (e.g. 0/2); default: all")
     add_batch_size(p, default=64, help="images per corruption call on the device (the bytes do not depend on it)")
     p.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding, threads encoding")
+    p.add_argument(
+        "--block-images", type=int, default=None,
+        help="images per unit of work and of sharding (default: 64 imagenet-c, 256 tinyimagenet-c, 1000 cifar-c); "
+        "a rerun must use the same value",
+    )  # fmt: skip
     p.add_argument("--num-images", type=int, default=None, help="only the first N source images (default: all)")
     p.add_argument("--skip-bad", action="store_true", help="exit 0 even if some source images could not be read")
     p.add_argument("--verify", default=None, metavar="DIR", help="re-hash the files of DIR's manifest.json and exit")
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         args.data, out, format=args.format, corruptions=args.corruptions, severities=args.severities,
         preset=args.preset, reference=args.reference, seed=args.seed, device=args.device, dtype=args.dtype,
         shard=args.shard, batch_size=args.batch_size, workers=args.workers, num_images=args.num_images,
-        skip_bad=args.skip_bad, progress=not args.quiet,
+        skip_bad=args.skip_bad, progress=not args.quiet, block_images=args.block_images,
     )  # fmt: skip
     sys.stdout.write(result.summary() + "\n")
     return 0
