@@ -452,7 +452,9 @@ def generate_dataset(
                 f"{str(out_dir)!r} holds a finished generation with other arguments ({manifest.get('arguments')}); "
                 f"use another --out for {arguments}."
             )
-        shutil.rmtree(layout.state, ignore_errors=True)  # a kill during the last clean-up leaves it
+        # A kill during the last clean-up leaves the state folder or killed writers' temporaries: finish it.
+        shutil.rmtree(layout.state, ignore_errors=True)
+        _remove_temporaries(out_dir, manifest["files"])
         result.complete, result.bad = True, list(manifest.get("bad_sources", []))
         return _finish(result, start, skip_bad)
     run_file = layout.state / "run.json"
@@ -575,11 +577,15 @@ def _finalize(
     }
     write_manifest(layout.out, header, files)
     shutil.rmtree(layout.state, ignore_errors=True)
-    # Every unit is done, so a temporary file left now is a killed writer's: remove them.
-    for folder in {layout.out, *(layout.out / Path(rel).parent for rel in files)}:
-        remove_stale_temporaries(folder)
+    _remove_temporaries(layout.out, files)
     result.bad = bad
     return True
+
+
+def _remove_temporaries(out: Path, files: dict[str, str]) -> None:
+    """Every unit is done, so a temporary file left in an output folder is a killed writer's: remove them."""
+    for folder in {out, *(out / Path(rel).parent for rel in files)}:
+        remove_stale_temporaries(folder)
 
 
 def _assemble(final: Path, parts: list[list[np.ndarray]], shape: tuple[int, ...]) -> None:
