@@ -25,7 +25,7 @@ from augrobust.cli import build_parser, main
 from augrobust.errors import AugrobustValueError
 
 ROOT = Path(augrobust.__file__).resolve().parent.parent
-COMMANDS = ("demo", "preview", "bench", "train", "eval", "compare", "dfm")
+COMMANDS = ("demo", "preview", "bench", "train", "eval", "compare", "dfm", "generate")
 
 
 def _env() -> dict[str, str]:
@@ -117,7 +117,7 @@ def _subparser(command: str) -> argparse.ArgumentParser:
     return _subcommands()[command]
 
 
-def test_the_parser_has_the_seven_commands_in_their_package():
+def test_the_parser_has_the_eight_commands_in_their_package():
     assert list(_subcommands()) == list(COMMANDS)
     for command in COMMANDS:
         assert _subparser(command).get_default("func").__module__ == f"augrobust.commands.{command}"
@@ -234,6 +234,10 @@ def _bad_inputs(tmp: Path, ckpt: Path) -> list[tuple[list[str], str]]:
         (["compare", str(a_file), "--out", str(tmp / "c")], "is not a readable report.json"),
         (["dfm", "--checkpoint", str(tmp / "missing.pt")], "checkpoint not found"),
         (["dfm", "--checkpoint", str(ckpt), "--out", str(tmp)], "is a folder; give a file name"),
+        (["generate", "--data", "synthetic:10", "--format", "cifar-c", "--out", str(a_file)], "is a file; give a folder"),
+        (["generate", "--data", "synthetic:10", "--format", "cifar-c", "--out", str(tmp / "g"), "--corruptions", "fogg"],
+         "unknown: ['fogg']"),
+        (["generate", "--format", "cifar-c"], "generate needs --data, --out"),
     ]  # fmt: skip
 
 

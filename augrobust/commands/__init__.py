@@ -7,7 +7,7 @@ is a new module here and its name in :data:`COMMANDS`.
 
 Example:
     >>> COMMANDS
-    ('demo', 'preview', 'bench', 'train', 'eval', 'compare', 'dfm')
+    ('demo', 'preview', 'bench', 'train', 'eval', 'compare', 'dfm', 'generate')
 """
 
 from __future__ import annotations
@@ -15,4 +15,4 @@ from __future__ import annotations
 __all__ = ["COMMANDS"]
 
 #: The subcommands, in the order ``augrobust --help`` lists them (module ``augrobust.commands.<name>``).
-COMMANDS: tuple[str, ...] = ("demo", "preview", "bench", "train", "eval", "compare", "dfm")
+COMMANDS: tuple[str, ...] = ("demo", "preview", "bench", "train", "eval", "compare", "dfm", "generate")
