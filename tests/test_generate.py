@@ -221,3 +221,32 @@ def test_all_corruptions_on_real_photos_do_not_depend_on_batch_size(tmp_path: Pa
     assert one.images == four.images == pair.images == 4 * 19
     files = {d: json.loads((tmp_path / d / "manifest.json").read_text())["files"] for d in ("one", "four", "pair")}
     assert len(files["one"]) == 4 * 19 and files["one"] == files["four"] == files["pair"]
+
+
+def test_a_generated_imagenet_c_tree_reads_back_with_the_evaluation_reader(tmp_path: Path) -> None:
+    # What `augrobust generate` writes is what `augrobust eval --data imagenet-c:DIR` reads: the same images
+    # (decoded JPEG pixels), the same classes in the same order, every corruption and severity.
+    from augrobust.data import ImageNetC
+
+    src = tmp_path / "src"
+    rng = np.random.default_rng(1)
+    for cls in ("n01", "n02", "n03"):
+        (src / cls).mkdir(parents=True)
+        for k in range(2):
+            Image.fromarray(rng.integers(0, 256, (260, 300, 3), dtype=np.uint8)).save(src / cls / f"{cls}_{k}.JPEG")
+    out = tmp_path / "c"
+    generate_dataset(f"folder:{src}", out, format="imagenet-c", corruptions=["contrast", "gaussian_noise"],
+                     severities=(1, 4), progress=False)  # fmt: skip
+    bench = ImageNetC(out)
+    assert bench.corruptions() == ["gaussian_noise", "contrast"]  # in the benchmark's order
+    for corruption in ("contrast", "gaussian_noise"):
+        for severity in (1, 4):
+            ds = bench.dataset(corruption, severity, num_classes=3)
+            assert len(ds) == 6
+            files = sorted((out / corruption / str(severity)).rglob("*.JPEG"))
+            for i, path in enumerate(files):
+                image, label = ds[i]
+                with Image.open(path) as im:
+                    want = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
+                assert torch.equal(torch.as_tensor(image), want)
+                assert label == ["n01", "n02", "n03"].index(path.parent.name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from augrobust.data._common import DatasetFileNotFoundError
 from augrobust.data.cifar import CIFAR10, CIFAR100
 from augrobust.data.folder import ImageFolderDataset
+from augrobust.data.generate import GenerateResult, generate_dataset
 from augrobust.data.imagenet_c import (
     CIFARC,
     CorruptedBenchmark,
@@ -35,6 +36,7 @@ __all__ = [
     "SYNTHETIC_CLASSES",
     "CorruptedNpyDataset",
     "DatasetFileNotFoundError",
+    "GenerateResult",
     "ImageFolderDataset",
     "ImageNetC",
     "ImageNetCFolder",
@@ -44,5 +46,6 @@ __all__ = [
     "check_labels",
     "dataset_targets",
     "from_spec",
+    "generate_dataset",
     "read_image_ids",
 ]
