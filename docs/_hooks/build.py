@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def _own_doc(obj: Any) -> str | None:
     return inspect.getdoc(obj)
 
 
-def _constant_docs(module_name: str) -> dict[str, str | None]:
+def _constant_docs(module_name: str, search_path: Path) -> dict[str, str | None]:
     """The attribute docstrings of a module's exported names, from the source (griffe)."""
     import griffe
 
@@ -57,7 +58,7 @@ def _constant_docs(module_name: str) -> dict[str, str | None]:
         sys.path.pop(0)
     package = griffe.load(
         module_name,
-        search_paths=[str(ROOT)],
+        search_paths=[str(search_path)],
         resolve_aliases=True,
         resolve_external=False,
         extensions=griffe.load_extensions(NapoleonDialect),
@@ -72,12 +73,12 @@ def _constant_docs(module_name: str) -> dict[str, str | None]:
     return found
 
 
-def missing_docstrings() -> list[str]:
-    """Every public name of :data:`DOCUMENTED` without a docstring, as dotted paths."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+def missing_docstrings(modules: Sequence[str] = DOCUMENTED, search_path: Path = ROOT) -> list[str]:
+    """Every public name of ``modules`` (found under ``search_path``) without a docstring, as dotted paths."""
+    if str(search_path) not in sys.path:
+        sys.path.insert(0, str(search_path))
     missing: list[str] = []
-    for module_name in DOCUMENTED:
+    for module_name in modules:
         module = importlib.import_module(module_name)
         if not module.__doc__:
             missing.append(module_name)
@@ -90,10 +91,10 @@ def missing_docstrings() -> list[str]:
                 if not _own_doc(obj):
                     missing.append(f"{module_name}.{name}")
             else:  # a constant: its docstring lives in the source only
-                constants = _constant_docs(module_name) if constants is None else constants
+                constants = _constant_docs(module_name, search_path) if constants is None else constants
                 if not constants.get(name):
                     missing.append(f"{module_name}.{name}")
-            if isinstance(obj, type) and obj.__module__.startswith("augrobust"):
+            if isinstance(obj, type) and obj.__module__.split(".")[0] == module_name.split(".")[0]:  # not torch's
                 for member, value in vars(obj).items():
                     if member.startswith("_") or not callable(value) and not isinstance(value, property):
                         continue
