@@ -1,6 +1,6 @@
 """Draw the gallery of the docs site: every corruption at every severity, every noise / frequency transform.
 
-Run by the docs build (``docs/_hooks/build.py``) or by hand::
+Run by the docs build (``docs/_hooks/site_hooks.py``) or by hand::
 
     python docs/_scripts/gallery.py OUT_DIR [--mode full|small]
 
