@@ -115,7 +115,8 @@ def test_every_documented_public_name_has_a_docstring() -> None:
 @pytest.mark.slow
 def test_site_builds_strict_with_every_public_name(tmp_path: Path) -> None:
     site = tmp_path / "site"
-    env = {**_env(tmp_path), "AUGROBUST_DOCS_GALLERY": "small", "NO_MKDOCS_2_WARNING": "1"}
+    env = {**_env(tmp_path), "AUGROBUST_DOCS_GALLERY": "small", "AUGROBUST_DOCS_GALLERY_DIR": str(tmp_path / "gallery"),
+           "NO_MKDOCS_2_WARNING": "1"}  # fmt: skip
     mkdocs = Path(sys.executable).parent / "mkdocs"
     result = subprocess.run([str(mkdocs), "build", "--strict", "--site-dir", str(site)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=600)  # fmt: skip

@@ -7,7 +7,8 @@
   string literal after the assignment), which only the source has, read with griffe.
 * ``on_files``: the gallery (``docs/_scripts/gallery.py``) is drawn into ``build/docs-gallery`` and its PNGs
   and ``gallery.md`` are added to the site as generated files. ``AUGROBUST_DOCS_GALLERY=small`` draws it from
-  small images only (the docs test), ``=0`` writes the page without pictures.
+  small images only (the docs test), ``=0`` writes the page without pictures; ``AUGROBUST_DOCS_GALLERY_DIR``
+  moves the drawing folder (the test draws into its temporary folder).
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ def on_files(files: Any, config: Any, **kwargs: Any) -> Any:
     finally:
         sys.path.pop(0)
     mode = os.environ.get("AUGROBUST_DOCS_GALLERY", "full")
-    out = ROOT / "build" / "docs-gallery"
+    if mode not in ("full", "small", "0"):
+        raise ValueError(f"AUGROBUST_DOCS_GALLERY={mode!r}: use full (the default), small or 0 (no pictures).")
+    out = Path(os.environ.get("AUGROBUST_DOCS_GALLERY_DIR", ROOT / "build" / "docs-gallery"))
     page = gallery.build(out, mode=mode)
     for png in sorted(out.glob("*.png")) if mode != "0" else []:
         files.append(File.generated(config, f"gallery/{png.name}", abs_src_path=str(png)))
