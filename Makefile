@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # kornia 0.8.x beside the pinned 0.9 (shadowing it through PYTHONPATH): the adapter is tested on both minors.
 KORNIA08 := $(VENV)/kornia08
 
-.PHONY: install demo test test-fast test-kornia08 bench clean
+.PHONY: install demo test test-fast test-kornia08 bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,5 +38,10 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/augrobust bench --markdown benchmarks/results/latest.md
 
+# The docs site, strict (a warning fails), offline, into site/; the gallery is drawn into build/docs-gallery.
+# NO_MKDOCS_2_WARNING: the Material theme prints a banner about MkDocs 2 on every build otherwise.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo.png
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo.png site

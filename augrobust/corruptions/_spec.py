@@ -42,6 +42,7 @@ __all__ = [
 
 #: Severity-table presets and reference implementations (defined with their checks in ``augrobust._checks``).
 PRESETS: tuple[str, ...] = PRESET_CHOICES
+#: The reference implementations a ``reference=`` argument names: ``imagecorruptions`` and ``hendrycks``.
 REFERENCES: tuple[str, ...] = REFERENCE_CHOICES
 
 SampleFn = Callable[..., dict[str, torch.Tensor]]

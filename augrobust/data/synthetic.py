@@ -153,6 +153,7 @@ class SyntheticShapes(Dataset[tuple[torch.Tensor, int]]):
 
     @property
     def targets(self) -> list[int]:
+        """The label of every image, in index order (as torchvision datasets expose them)."""
         return [i % len(SYNTHETIC_CLASSES) for i in range(self.n)]
 
     def __len__(self) -> int:

@@ -56,7 +56,9 @@ __all__ = [
     "train",
 ]
 
+#: The checkpoint file a run writes in its ``out_dir`` (after every epoch).
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The metrics file a run writes in its ``out_dir``: one JSON line per epoch.
 METRICS_NAME = "metrics.jsonl"
 
 #: ``TrainConfig.nonfinite``: stop at a non-finite loss (``"error"``) or skip that step's update (``"skip"``).
@@ -202,6 +204,7 @@ class TrainConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (what the checkpoint stores as ``config``)."""
         return dataclasses.asdict(self)
 
     @classmethod

@@ -217,6 +217,7 @@ class RobustAugmentation(IntensityAugmentationBase2D, SeededRandomness):
         return self.draw_gate(batch_shape[0], generator=self._current_generator(device), device=device)
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """kornia's parameter hook: :meth:`sample_params` for ``batch_shape`` on the current input's device."""
         device = self._current_device()
         return self.sample_params(torch.Size(batch_shape), generator=self._current_generator(device), device=device)
 
@@ -271,6 +272,7 @@ class RobustAugmentation(IntensityAugmentationBase2D, SeededRandomness):
         return f"{type(self).__name__}({args})"
 
     def extra_repr_args(self) -> dict[str, Any]:
+        """The arguments shown in the transform's ``repr`` (name -> value), besides kornia's ``p`` and flags."""
         return {}
 
 

@@ -138,6 +138,7 @@ class DFMX(RobustAugmentation):
 
     @property
     def num_classes(self) -> int:
+        """The number of classes, one DFM each (the first dimension of ``dfms``)."""
         return int(self.dfms.shape[0])
 
     def masks(self) -> torch.Tensor:
@@ -275,6 +276,7 @@ def dfmx_v2_form(base: type) -> type:
         _sample_label: int | torch.Tensor | None = None
 
         def forward(self, *inputs: Any) -> Any:
+            """Transform one sample, reading its class label (if any) so that its own class's map is excluded."""
             self._sample_label = _label_of_sample(inputs)
             try:
                 return super().forward(*inputs)
@@ -282,6 +284,7 @@ def dfmx_v2_form(base: type) -> type:
                 self._sample_label = None
 
         def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+            """The draw of the v2 form, with the sample's label (when given) filtering out its own class."""
             params = super().make_params(flat_inputs)
             label = self._sample_label
             if label is not None and "draw" in params:
