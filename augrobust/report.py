@@ -78,6 +78,7 @@ class Baseline:
         return [row[self.severities.index(s)] for s in severities]
 
     def to_dict(self) -> dict[str, Any]:
+        """The baseline as plain JSON values (``from_dict`` reads it back)."""
         return {
             "name": self.name, "errors": self.errors, "severities": list(self.severities),
             "clean_error": self.clean_error,

@@ -67,6 +67,7 @@ TEST_PERTURBATIONS: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow",
     "brightness", "translate", "rotate", "tilt", "scale",
 )  # fmt: skip
+#: The hold-out perturbations (validation split), as ImageNet-P's validation set.
 VALIDATION_PERTURBATIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "shear")
 
 #: Default output crop per variant (``None``: the frames keep the input size).
