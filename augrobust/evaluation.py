@@ -14,6 +14,7 @@ model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from augrobust._checks import check_bool, check_count, check_preset, check_reference, check_severities
 from augrobust._io import atomic_write_text, remove_stale_temporaries
 from augrobust._progress import progress_bar
+from augrobust._tensor import check_values as _check_values
 from augrobust._tensor import to_float
 from augrobust.corruptions import CORRUPTION_ORDER, SUBSETS, corrupt, get_spec, registered_names
 from augrobust.data import DatasetFileNotFoundError, check_labels, dataset_targets
@@ -260,7 +262,7 @@ def _as_image(image: Any, where: str) -> torch.Tensor:
     return t
 
 
-def _collate(batch: list[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+def _collate(batch: list[tuple[Any, Any]], check_values: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     images = [_as_image(img, "the dataset") for img, _ in batch]
     shapes = {tuple(t.shape) for t in images}
     if len(shapes) > 1:
@@ -269,7 +271,10 @@ def _collate(batch: list[tuple[Any, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
             "size (e.g. ImageFolderDataset(size=...), or --image-size)."
         )
     labels = torch.as_tensor([int(label) for _, label in batch], dtype=torch.long)
-    return torch.stack(images), labels
+    stacked = torch.stack(images)
+    if check_values:  # on the host, in the loader: a 0..255 float or a NaN image is an error, not a number
+        _check_values(stacked, "the dataset's float images")
+    return stacked, labels
 
 
 def _ordered(names: Iterable[str]) -> list[str]:
@@ -344,6 +349,7 @@ def evaluate_corruptions(
     benchmark: CorruptedBenchmark | None = None,
     baseline: Any = "auto",
     model_name: str | None = None,
+    check_values: bool = True,
 ) -> CorruptionReport:
     """Top-1 error of ``model`` on ``dataset``, clean and under each corruption and severity.
 
@@ -379,6 +385,9 @@ def evaluate_corruptions(
             with other arguments (model weights, data, corruptions, severities, seed, ...) is refused.
         chunk_images: on the fly, the clean images held on the device at once (rounded to whole batches;
             default: as many as fit in 256 MiB). Part of the arguments a resumed run must repeat.
+        check_values: check each batch of float images on the host (finite, in ``[0, 1]``;
+            :func:`augrobust._tensor.check_values`): a ``0..255`` float or a normalised dataset is an error
+            naming the fix, not a silently saturated evaluation. ``False`` skips the pass.
 
     Returns:
         A :class:`CorruptionReport`.
@@ -408,6 +417,7 @@ def evaluate_corruptions(
     if reference != "auto":
         check_reference(reference)
     progress = check_bool(progress, "progress")
+    check_values = check_bool(check_values, "check_values")
     num_workers = check_count(num_workers, "num_workers")
     if num_classes is not None:
         num_classes = check_count(num_classes, "num_classes", minimum=1)
@@ -481,7 +491,8 @@ def evaluate_corruptions(
             units = job.units()
             desc = "evaluating" if bench is None else "pre-made files"
             loader_kw: dict[str, Any] = dict(
-                batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate
+                batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                collate_fn=functools.partial(_collate, check_values=check_values),
             )
             with progress_bar(total=len(units), desc=desc, quiet=not progress, unit="unit") as bar:
                 bar.update(sum(u in state.done for u in units))
@@ -768,6 +779,7 @@ def evaluate(
     num_workers: int | None = None,
     model_name: str | None = None,
     progress: bool = True,
+    check_values: bool = True,
 ) -> CorruptionReport:
     """Corruption robustness of any classifier: clean and corrupted errors, means per corruption set, ECE,
     and CE / mCE against a stated baseline. ``augrobust eval`` calls this with the same defaults.
@@ -797,6 +809,7 @@ def evaluate(
         num_workers: DataLoader workers (default: the DataLoader's, else 0).
         model_name: the name in the report and figures (default: the model's class name).
         progress: progress on stderr.
+        check_values: check each batch of float images on the host (finite, in ``[0, 1]``); ``False`` skips it.
 
     Returns:
         A :class:`CorruptionReport`.
@@ -852,6 +865,7 @@ def evaluate(
         batch_size=128 if batch_size is None else batch_size, device=device, seed=seed, preset=preset,
         reference=reference, progress=progress, num_workers=0 if num_workers is None else num_workers,
         num_classes=num_classes, out_dir=out_dir, benchmark=bench, baseline=baseline, model_name=name,
+        check_values=check_values,
     )  # fmt: skip
     if norm is not None:
         report.metadata["normalize"] = {"mean": list(norm[0]), "std": list(norm[1])}

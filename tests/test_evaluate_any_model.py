@@ -304,3 +304,22 @@ def test_tiny_imagenet_c_spec_reads_64_px_trees_with_their_preset(tmp_path):
     r = augrobust.evaluate(MeanColour(), bench, corruptions=["fog"], severities=(1,), device="cpu", progress=False)
     assert r.metadata["preset"] == "tinyimagenet" and r.num_images == 6 and r.baseline is None
     assert tuple(bench.dataset("fog", 1)[0][0].shape) == (3, 64, 64)
+
+
+def test_float_images_out_of_range_or_not_finite_are_an_error_not_a_number():
+    # A 0..255 float dataset (or a normalised one) would silently saturate under the corruptions and the
+    # model: evaluation refuses it, naming the fix, unless check_values=False.
+    import augrobust
+    from augrobust.errors import AugrobustValueError
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    images = torch.rand(4, 3, 8, 8)
+    for bad, match in ((images * 255, "divide it by 255"), (images.clone().index_fill_(0, torch.tensor([1]), float("nan")), "NaN")):
+        data = torch.utils.data.TensorDataset(bad, torch.tensor([0, 1, 2, 3]))
+        with pytest.raises(AugrobustValueError, match=match):
+            augrobust.evaluate(model, data, corruptions=["contrast"], severities=(1,), device="cpu", progress=False,
+                               preset="cifar", reference="hendrycks", baseline="none")  # fmt: skip
+    data = torch.utils.data.TensorDataset(images * 255, torch.tensor([0, 1, 2, 3]))
+    report = augrobust.evaluate(model, data, corruptions=["contrast"], severities=(1,), device="cpu", progress=False,
+                                preset="cifar", reference="hendrycks", baseline="none", check_values=False)  # fmt: skip
+    assert report.num_images == 4
