@@ -26,13 +26,12 @@ host sync (the group sizes); each group is processed in cache-sized chunks.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table
 
 __all__ = ["TABLES", "pillow_box_weights", "pillow_nearest_index", "pixelate"]
 
@@ -95,7 +94,7 @@ def _box_upsample_index(in_size: int, out_size: int) -> list[int]:
     return [w[0] for w in windows]
 
 
-@functools.lru_cache(maxsize=64)
+@constant_table(64)
 def _axis_tables(in_size: int, small: int, upsample: str) -> tuple[torch.Tensor, ...]:
     """One axis at one downscaled size: window of each input pixel, ``1 / n``, bias, upsampling index.
 

@@ -41,6 +41,7 @@ import torch
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table
 
 __all__ = ["TABLES", "poisson_from_uniform", "sample_shot_noise_uniforms", "shot_noise"]
 
@@ -125,7 +126,7 @@ def _vose(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return prob.reshape(n_rows, width), alias.reshape(n_rows, width)
 
 
-@functools.lru_cache(maxsize=16)
+@constant_table(16)
 def _level_tables(preset: str, device: torch.device) -> dict[str, torch.Tensor]:
     """Alias tables of Poisson(level * c / 255), level = 0..255, for the five severities of ``preset``.
 
@@ -160,7 +161,7 @@ def _level_tables(preset: str, device: torch.device) -> dict[str, torch.Tensor]:
     }
 
 
-@functools.lru_cache(maxsize=32)
+@constant_table(32)
 def _level_values(preset: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """The fast path's gather table: ``clip(count / c, 0, 1)`` in ``dtype`` for every (own, alias) count."""
     tables = _level_tables(preset, device)
