@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import torch
 
-__all__ = ["COMPILE_EXCEPTIONS", "constant_table", "host_reads_ok"]
+__all__ = ["COMPILE_EXCEPTIONS", "HOST_SYNC_EXCEPTIONS", "constant_table", "host_reads_ok"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,6 +63,12 @@ def constant_table(maxsize: int | None = 64) -> Callable[[F], F]:
     return decorate
 
 
+_JPEG = "the codec is Pillow's libjpeg, host code on uint8 bytes: no torch graph can hold it (a CPU-only codec)"
+_SPATTER = (
+    "the water branch's distance map is OpenCV's (cv2.distanceTransform) on the host, and the mud/water branch is "
+    "chosen per sample with a host read; a sync-free form needs a torch distance transform equal to OpenCV's"
+)
+
 #: What ``torch.compile(fullgraph=True)`` cannot capture as one graph, with the reason. Keys are transform
 #: registry labels (``augrobust.transforms.registry``) and ``"kernel:<corruption>"`` for a corruption's
 #: ``apply``. tests/test_compile.py checks every other entry compiles and equals eager, and that every entry
@@ -71,5 +77,68 @@ COMPILE_EXCEPTIONS: dict[str, str] = {
     "RandomCorruption": (
         "each sample takes one of 19 kernels; the params hold one row per sample of each kernel's group, so the "
         "group sizes are read on the host. A sync-free form runs all 19 kernels on the whole batch (19x the work)."
+    ),
+    "Corruption[jpeg_compression]": _JPEG,
+    "kernel:jpeg_compression": _JPEG,
+    "Corruption[spatter]": _SPATTER,
+    "kernel:spatter": _SPATTER,
+}
+
+#: Functions of the kernel modules that read tensor values on the host (``"module:function"`` -> reason),
+#: checked by tests/test_no_host_sync.py; the list may only shrink.
+HOST_SYNC_EXCEPTIONS: dict[str, str] = {
+    "corruptions/_api:check_severity": (
+        "argument validation of a user's severity tensor on the CPU (accelerators use torch._assert_async)"
+    ),
+    "corruptions/frost:_resize_texture": (
+        "one-off texture rescale with OpenCV when the texture cache is built, not per batch"
+    ),
+    "corruptions/frost:_texture_stack": (
+        "texture sizes checked and padded once per (size, preset) when the cache is built"
+    ),
+    "corruptions/glass_blur:glass_shuffle_index": (
+        "early stop of pointer doubling, eager CPU only (host_reads_ok); fixed rounds otherwise"
+    ),
+    "corruptions/motion_blur:motion_blur_batch": (
+        "the public per-(radius, sigma) helper; the registered kernel uses the preset table"
+    ),
+    "corruptions/pixelate:pixelate": (
+        "eager CPU groups by severity (host_reads_ok); other devices and compile run all 5 sizes"
+    ),
+    "corruptions/shot_noise:_poisson_alias_rows": (
+        "builds the constant alias tables once per preset (cached), NumPy/SciPy for exactness"
+    ),
+    "corruptions/shot_noise:_level_values": (
+        "builds a constant gather table once per (preset, device, dtype), cached"
+    ),
+    "corruptions/shot_noise:poisson_from_uniform": (
+        "a public helper sizing its table from the largest rate; not the registered kernel"
+    ),
+    "corruptions/snow:snow": (
+        "eager CPU groups by severity (host_reads_ok); other devices and compile run all 5 levels"
+    ),
+    "corruptions/spatter:_water": (
+        "the water branch's distance map is OpenCV's (cv2.distanceTransform) on the host, per image"
+    ),
+    "corruptions/zoom_blur:zoom_blur": (
+        "eager CPU groups by severity (host_reads_ok); other devices and compile run the factor union"
+    ),
+    "functional/filters:gaussian_blur_nearest": (
+        "the public blur helper builds a per-sigma kernel table from the sigma values"
+    ),
+    "functional/jpeg:_code": (
+        "JPEG is Pillow's libjpeg on the host: the bytes must leave the device"
+    ),
+    "functional/jpeg:_qualities": (
+        "the codec's quality is a host int per image"
+    ),
+    "functional/noise:_PiecewiseNorm.newton": (
+        "early stop of the L2 Newton iteration on the CPU only; fixed schedule elsewhere"
+    ),
+    "functional/noise:calibrate_l2": (
+        "skips the saturated-row pass on the CPU when no row saturates; always run elsewhere"
+    ),
+    "functional/noise:eps_for_sigma": (
+        "returns a Python float (a configuration helper, not a kernel)"
     ),
 }
