@@ -63,12 +63,6 @@ def constant_table(maxsize: int | None = 64) -> Callable[[F], F]:
     return decorate
 
 
-_JPEG = "the codec is Pillow's libjpeg, host code on uint8 bytes: no torch graph can hold it (a CPU-only codec)"
-_SPATTER = (
-    "the water branch's distance map is OpenCV's (cv2.distanceTransform) on the host, and the mud/water branch is "
-    "chosen per sample with a host read; a sync-free form needs a torch distance transform equal to OpenCV's"
-)
-
 #: What ``torch.compile(fullgraph=True)`` cannot capture as one graph, with the reason. Keys are transform
 #: registry labels (``augrobust.transforms.registry``) and ``"kernel:<corruption>"`` for a corruption's
 #: ``apply``. tests/test_compile.py checks every other entry compiles and equals eager, and that every entry
@@ -78,10 +72,6 @@ COMPILE_EXCEPTIONS: dict[str, str] = {
         "each sample takes one of 19 kernels; the params hold one row per sample of each kernel's group, so the "
         "group sizes are read on the host. A sync-free form runs all 19 kernels on the whole batch (19x the work)."
     ),
-    "Corruption[jpeg_compression]": _JPEG,
-    "kernel:jpeg_compression": _JPEG,
-    "Corruption[spatter]": _SPATTER,
-    "kernel:spatter": _SPATTER,
 }
 
 #: Functions of the kernel modules that read tensor values on the host (``"module:function"`` -> reason),
@@ -117,8 +107,8 @@ HOST_SYNC_EXCEPTIONS: dict[str, str] = {
     "corruptions/snow:snow": (
         "eager CPU groups by severity (host_reads_ok); other devices and compile run all 5 levels"
     ),
-    "corruptions/spatter:_water": (
-        "the water branch's distance map is OpenCV's (cv2.distanceTransform) on the host, per image"
+    "corruptions/spatter:_water_distance_maps": (
+        "the water branch's distance map is OpenCV's on the host (a custom op under torch.compile)"
     ),
     "corruptions/zoom_blur:zoom_blur": (
         "eager CPU groups by severity (host_reads_ok); other devices and compile run the factor union"
@@ -127,7 +117,7 @@ HOST_SYNC_EXCEPTIONS: dict[str, str] = {
         "the public blur helper builds a per-sigma kernel table from the sigma values"
     ),
     "functional/jpeg:_code": (
-        "JPEG is Pillow's libjpeg on the host: the bytes must leave the device"
+        "JPEG is Pillow's libjpeg on the host (a custom op under torch.compile)"
     ),
     "functional/jpeg:_qualities": (
         "the codec's quality is a host int per image"
