@@ -36,7 +36,10 @@ def constant_table(maxsize: int | None = 64) -> Callable[[F], F]:
     Kernels build small constant tables (filter taps, severity tables) from hashable arguments, often with
     NumPy to match a reference bit for bit. Traced by ``torch.compile``, that host code would break the graph;
     marked so, the compiler calls the builder once with the real arguments and stores the result (tensors
-    become graph constants). The arguments must be constants (str, int, float, tuples, devices, dtypes).
+    become graph constants). The arguments must be constants (str, int, float, tuples, devices, dtypes). The
+    result must not be modified in place (it is shared). In torch 2.14 a graph that calls one builder twice with
+    different arguments can fail in dynamo's constant naming ("already in seen_sources"): where a kernel needs
+    two tables from one builder, pack them in one tensor (see ``shot_noise``, ``elastic_transform``, ``spatter``).
 
     Example:
         >>> import torch
