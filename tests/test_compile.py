@@ -103,3 +103,17 @@ INDUCTOR = ["GaussianNoise[eps]", "AdversarialNoise", "FourierNoise", "DFMX", "C
 def test_inductor_equals_eager(label: str) -> None:
     """Inductor's generated C++ on the CPU (the default backend), one representative per family."""
     _compare(label, "inductor")
+
+
+@pytest.mark.parametrize("name", ["zoom_blur", "pixelate", "snow", "spatter", "shot_noise", "glass_blur"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sync_free_eager_paths_equal_the_grouped_ones(name: str, dtype: torch.dtype, monkeypatch) -> None:
+    """What an accelerator runs in eager mode (host_reads_ok false, not compiling), here on the CPU: the same values."""
+    import importlib
+
+    fn, args, _ = _kernel_case(f"kernel:{name}", dtype)
+    want = fn(*args)
+    module = importlib.import_module(f"augrobust.corruptions.{name}")
+    monkeypatch.setattr(module, "host_reads_ok", lambda device: False)
+    got = fn(*args)
+    assert torch.equal(got, want), f"{name}: max diff {(got - want).abs().max().item()}"
