@@ -19,9 +19,40 @@ from torch.utils import benchmark as tbench
 from augrobust._io import atomic_write_text
 from augrobust.errors import AugrobustValueError
 
-__all__ = ["BenchCase", "BenchResult", "default_cases", "markdown_table", "metadata", "run_suite"]
+__all__ = [
+    "COMPILED",
+    "FLOORS",
+    "QUICK_SHAPES",
+    "SHAPES",
+    "BenchCase",
+    "BenchResult",
+    "default_cases",
+    "default_threads",
+    "markdown_table",
+    "metadata",
+    "run_suite",
+]
 
 SHAPES: tuple[tuple[int, int, int, int], ...] = ((256, 3, 32, 32), (64, 3, 224, 224))
+#: ``--quick``: the same sizes on tiny batches (a smoke run of every case, not a measurement).
+QUICK_SHAPES: tuple[tuple[int, int, int, int], ...] = ((4, 3, 32, 32), (2, 3, 224, 224))
+
+
+def default_threads() -> int:
+    """Intra-op threads for CPU runs: the cores this process may use, at most 4.
+
+    Not measured under load on this project's 2-core machine yet (the issue's 1-vs-2-thread comparison under a
+    concurrent job is still open); 4 caps oversubscription when a DataLoader worker or a second job shares the cores.
+
+    Example:
+        >>> 1 <= default_threads() <= 4
+        True
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
 
 
 @dataclass(frozen=True)
@@ -97,7 +128,100 @@ def _corruption_cases(names: Iterable[str], severity: int, reference_images: dic
     return cases
 
 
-def default_cases(corruptions: Sequence[str] | None = None, severity: int = 3) -> list[BenchCase]:
+def _fresh_pass(x: torch.Tensor) -> Callable[[], Any]:
+    return lambda: (x * 0.9 + 0.05).clamp(0, 1)
+
+
+def _noise_pass(x: torch.Tensor) -> Callable[[], Any]:
+    return lambda: (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+
+
+def _separable(taps: int) -> Callable[[torch.Tensor], Callable[[], Any]]:
+    def make(x: torch.Tensor) -> Callable[[], Any]:
+        c = x.shape[1]
+        k = torch.full((c, 1, taps, 1), 1.0 / taps, device=x.device, dtype=x.dtype)
+        pad = taps // 2
+
+        def run() -> torch.Tensor:
+            y = torch.nn.functional.pad(x, (0, 0, pad, pad), mode="replicate")
+            y = torch.nn.functional.conv2d(y, k, groups=c)
+            y = torch.nn.functional.pad(y, (pad, pad, 0, 0), mode="replicate")
+            return torch.nn.functional.conv2d(y, k.transpose(2, 3), groups=c)
+
+        return run
+
+    return make
+
+
+def _resample(x: torch.Tensor) -> Callable[[], Any]:
+    grid = torch.nn.functional.affine_grid(
+        torch.eye(2, 3, device=x.device).expand(x.shape[0], 2, 3) * 0.95, list(x.shape), align_corners=False
+    )
+    return lambda: torch.nn.functional.grid_sample(x, grid, align_corners=False)
+
+
+def _pool_up(x: torch.Tensor) -> Callable[[], Any]:
+    return lambda: torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(x, 4), size=x.shape[-2:])
+
+
+def _quantise(x: torch.Tensor) -> Callable[[], Any]:
+    return lambda: (x * 255).round().clamp(0, 255).to(torch.uint8).float().div(255)
+
+
+#: The bare torch ops each corruption cannot avoid (its "x of floor" denominator), with the words the table
+#: shows. One fresh float32 batch written is the least any out-of-place transform does.
+FLOORS: dict[str, tuple[str, Callable[[torch.Tensor], Callable[[], Any]]]] = {
+    **{n: ("randn + add + clamp", _noise_pass) for n in ("gaussian_noise", "shot_noise", "impulse_noise",
+                                                          "speckle_noise")},
+    **{n: ("one affine pass (x a + b).clamp", _fresh_pass) for n in ("brightness", "contrast", "saturate", "fog",
+                                                                    "frost", "spatter", "snow")},
+    "gaussian_blur": ("separable 9-tap depthwise conv", _separable(9)),
+    "defocus_blur": ("separable 9-tap depthwise conv", _separable(9)),
+    "glass_blur": ("separable 5-tap depthwise conv", _separable(5)),
+    "motion_blur": ("separable 9-tap depthwise conv", _separable(9)),
+    "zoom_blur": ("one bilinear grid_sample", _resample),
+    "elastic_transform": ("one bilinear grid_sample", _resample),
+    "pixelate": ("4x4 avg_pool + nearest upsample", _pool_up),
+    "jpeg_compression": ("uint8 quantise round trip", _quantise),
+}  # fmt: skip
+
+#: Registry transforms and corruptions timed compiled too (``torch.compile`` of the apply step, draw eager).
+#: Four, to keep benchmarks/cuda.sh's compile time (one compile per shape) inside its budget.
+COMPILED: tuple[str, ...] = ("GaussianNoise", "DFMX", "Corruption[glass_blur]", "Corruption[zoom_blur]")
+
+
+def _compiled_case(label: str, backend: str = "inductor") -> BenchCase:
+    def make(x: torch.Tensor) -> Callable[[], Any]:
+        from augrobust.transforms.registry import transform_registry
+
+        aug = transform_registry()[label].build(x.shape).to(x.device)
+        # Every transform shares RobustAugmentation.apply_drawn's code object: start from an empty compile cache
+        # (earlier rows are timed already), or dynamo would recompile it with dynamic shapes, then hit its cache
+        # limit and silently run eager.
+        torch._dynamo.reset()
+        step = torch.compile(aug.apply_drawn, fullgraph=True, dynamic=False, backend=backend)
+
+        def run() -> torch.Tensor:
+            return step(x, aug.draw(x))
+
+        return run
+
+    return BenchCase(f"compiled:{label}", "augrobust", make)
+
+
+def _uncompiled_case(label: str) -> BenchCase:
+    def make(x: torch.Tensor) -> Callable[[], Any]:
+        from augrobust.transforms.registry import transform_registry
+
+        aug = transform_registry()[label].build(x.shape).to(x.device)
+        return lambda: aug.apply_drawn(x, aug.draw(x))
+
+    return BenchCase(f"compiled:{label}", "eager", make)
+
+
+def default_cases(
+    corruptions: Sequence[str] | None = None, severity: int = 3, *, compiled: bool = False, quick: bool = False
+) -> list[BenchCase]:
     """GNT rows (sigma and eps mode against the torch floor and kornia), ANT / AFA / DFM-X rows against their torch
     floor (Gaussian draw + add + clamp, add + clamp, one rfft2/irfft2 round trip), and one row per corruption."""
     import kornia.augmentation as K
@@ -164,7 +288,14 @@ def default_cases(corruptions: Sequence[str] | None = None, severity: int = 3) -
     names = list(registered_names() if corruptions is None else corruptions)
     # Slow references are timed on fewer images (the result is per image either way).
     slow = {"glass_blur": 2, "zoom_blur": 8, "frost": 16}
+    if quick:
+        slow = dict.fromkeys(names, 1)
     cases += _corruption_cases(names, severity, slow)
+    cases += [BenchCase(f"corrupt:{n}", "torch floor", FLOORS[n][1]) for n in names if n in FLOORS]
+    if compiled:
+        for label in COMPILED:
+            # --quick is a smoke run: the graph capture without Inductor's code generation (seconds, not minutes).
+            cases += [_uncompiled_case(label), _compiled_case(label, "aot_eager" if quick else "inductor")]
     return cases
 
 
@@ -259,18 +390,29 @@ def run_suite(
     return report
 
 
+_FLOOR_WORDS = {
+    "GaussianNoise(sigma=0.5)": "randn + add + clamp",
+    "GaussianNoise(eps)": "randn + add + clamp",
+    "AdversarialNoise(3x3 generator)": "randn + add + clamp",
+    "FourierNoise(mean_strength=10)": "add + clamp of a precomputed field",
+    "DFMX(p=1)": "rfft2 + irfft2",
+}
+
+
 def markdown_table(report: dict[str, Any]) -> str:
-    """One table per shape: ms/image per implementation, and augrobust's speed-up over each of the others."""
+    """One table per shape: ms/image per implementation, augrobust's speed-up over the reference, and its time
+    as a multiple of the row's torch floor ("x of floor": the bare torch ops the algorithm cannot avoid, named per
+    row). ``compiled:`` rows compare ``torch.compile`` of the apply step (augrobust) with eager mode (eager)."""
     rows: dict[tuple[tuple[int, ...], str], dict[str, float]] = {}
     for r in report["results"]:
         rows.setdefault((tuple(r["shape"]), r["group"]), {})[r["impl"]] = r["median_ms_per_image"]
-    impls = ["augrobust", "torch floor", "kornia", "imagecorruptions"]
+    impls = ["augrobust", "eager", "torch floor", "kornia", "imagecorruptions"]
     lines: list[str] = []
     for shape in sorted({k[0] for k in rows}, key=lambda s: s[-1]):
         lines += [
             f"\n**{tuple(shape)} float32, ms per image (median)**\n",
-            "| case | " + " | ".join(impls) + " | speed-up vs imagecorruptions | vs torch floor |",
-            "|---|" + "---:|" * (len(impls) + 2),
+            "| case | " + " | ".join(impls) + " | speed-up vs imagecorruptions | x of floor | floor |",
+            "|---|" + "---:|" * (len(impls) + 2) + "---|",
         ]
         for (s, group), by_impl in rows.items():
             if s != shape:
@@ -280,8 +422,10 @@ def markdown_table(report: dict[str, Any]) -> str:
             ref = by_impl.get("imagecorruptions")
             floor = by_impl.get("torch floor")
             vs_ref = f"{ref / ours:.2f}x" if ours and ref else ""
-            vs_floor = f"{ours / floor:.2f}x slower" if ours and floor else ""
-            lines.append(f"| {group} | " + " | ".join(cells) + f" | {vs_ref} | {vs_floor} |")
+            vs_floor = f"{ours / floor:.2f}" if ours and floor else ""
+            name = group.split(":", 1)[1] if group.startswith("corrupt:") else None
+            words = FLOORS[name][0] if name in FLOORS else (_FLOOR_WORDS.get(group, "") if floor else "")
+            lines.append(f"| {group} | " + " | ".join(cells) + f" | {vs_ref} | {vs_floor} | {words} |")
     meta = report["metadata"]
     lines.append(
         f"\nMeasured {meta['date']} on {meta['machine']} ({meta['cpu_count']} cores, {meta['torch_threads']} torch "

@@ -50,7 +50,14 @@ def run(args: argparse.Namespace) -> int:
     check_number(args.min_run_time, "--min-run-time", minimum=0.0, strict=True)
     for name in args.corruptions or ():
         get_spec(name)  # an unknown name fails here, with the valid ones
-    cases = default_cases(args.corruptions, severity=args.severity)
+    import torch
+
+    from augrobust.benchmark.suite import QUICK_SHAPES, default_threads
+
+    threads = default_threads() if args.threads is None else args.threads
+    check_number(threads, "--threads", minimum=1)
+    torch.set_num_threads(int(threads))
+    cases = default_cases(args.corruptions, severity=args.severity, compiled=args.compiled, quick=args.quick)
     if args.only:
         groups = list(dict.fromkeys(c.group for c in cases))
         keep = [g.strip() for g in args.only.split(",") if g.strip()]
@@ -59,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
             hints = ", ".join(f"{g!r}{closest(g, groups)}" for g in unknown)
             raise AugrobustValueError(f"--only names no case: {hints}; the cases are: {', '.join(groups)}.")
         cases = [c for c in cases if c.group in keep]
-    shapes = [s for s in SHAPES if s[-1] in args.sizes]
+    shapes = [s for s in (QUICK_SHAPES if args.quick else SHAPES) if s[-1] in args.sizes]
+    min_run_time = 0.01 if args.quick else args.min_run_time
     check_output_file(args.out)
     if args.markdown:
         check_output_file(args.markdown, "--markdown")
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         bar.update(1)
 
     with bar:
-        report = run_suite(cases, shapes=shapes, device=args.device, min_run_time=args.min_run_time, out=args.out,
+        report = run_suite(cases, shapes=shapes, device=args.device, min_run_time=min_run_time, out=args.out,
                            progress=None if args.quiet else show)  # fmt: skip
     table = markdown_table(report)
     print(table)
@@ -110,6 +118,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--sizes", type=_size_list, default=",".join(map(str, SIZES)), metavar="{32,224}",
         help="comma-separated image sizes",
+    )  # fmt: skip
+    p.add_argument(
+        "--quick", action="store_true",
+        help="smoke run: every case once on tiny batches (4 and 2 images), 0.01 s per measurement; not for numbers",
+    )  # fmt: skip
+    p.add_argument(
+        "--compiled", action="store_true",
+        help="also time torch.compile of the apply step against eager mode for a few transforms (compiles first)",
+    )  # fmt: skip
+    p.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="torch intra-op CPU threads (default: the usable cores, at most 4)",
     )  # fmt: skip
     add_quiet(p)
     p.set_defaults(func=run)

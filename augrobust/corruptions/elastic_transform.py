@@ -35,6 +35,7 @@ import torch
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table
 
 __all__ = ["HENDRYCKS_TABLES", "TABLES", "elastic_transform", "gaussian_reflect_matrix", "sample_elastic_fields"]
 
@@ -89,8 +90,26 @@ def gaussian_reflect_matrix(n: int, sigma: float, truncate: float = 3.0) -> np.n
     return matrix
 
 
-def _smoothing_matrices(n: int, sigmas: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _smoothing_numpy(n: int, sigmas: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.stack([gaussian_reflect_matrix(n, s) for s in sigmas])).to(device, dtype)
+
+
+@constant_table(64)
+def _smoothing_pack(
+    h: int, w: int, sig_h: tuple[float, ...], sig_w: tuple[float, ...], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    # One builder call per graph: torch.compile stores one constant per builder (see constant_table).
+    matrices = (_smoothing_numpy(h, sig_h, dtype, device), _smoothing_numpy(w, sig_w, dtype, device))
+    return torch.cat([m.flatten() for m in matrices])
+
+
+def _smoothing_hw(
+    h: int, w: int, sig_h: tuple[float, ...], sig_w: tuple[float, ...], dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(S, H, H)`` and ``(S, W, W)`` reflect-mode Gaussian smoothing matrices of ``sig_h`` and ``sig_w``."""
+    pack = _smoothing_pack(h, w, sig_h, sig_w, dtype, device)
+    split = len(sig_h) * h * h
+    return pack[:split].view(len(sig_h), h, h), pack[split:].view(len(sig_w), w, w)
 
 
 def sample_elastic_fields(
@@ -216,9 +235,15 @@ def _elastic_float32(
         smooth = torch.matmul(g_h, torch.mm(fields.view(2 * k * h, w), g_w.t()).view(2 * k, h, w))
         # The reference casts alpha * smooth to float32; here everything is float32.
         smooth = smooth.view(2, k, h, w).mul_(alpha[start : start + k].view(1, k, 1, 1))
-        grid = torch.empty(k, h, w, 2, dtype=torch.float32, device=image.device)
-        torch.add(base_x, smooth[0], alpha=2.0 / w, out=grid[..., 0])
-        torch.add(base_y.view(h, 1), smooth[1], alpha=2.0 / h, out=grid[..., 1])
+        if torch.compiler.is_compiling():  # the compiler rejects ``out=`` into a strided view: same adds, stacked
+            grid = torch.stack(
+                [torch.add(base_x, smooth[0], alpha=2.0 / w), torch.add(base_y.view(h, 1), smooth[1], alpha=2.0 / h)],
+                dim=-1,
+            )
+        else:
+            grid = torch.empty(k, h, w, 2, dtype=torch.float32, device=image.device)
+            torch.add(base_x, smooth[0], alpha=2.0 / w, out=grid[..., 0])
+            torch.add(base_y.view(h, 1), smooth[1], alpha=2.0 / h, out=grid[..., 1])
         sampled = torch.nn.functional.grid_sample(
             image[start : start + k], grid, mode="bilinear", padding_mode="reflection", align_corners=False
         )
@@ -243,8 +268,7 @@ def elastic_transform(
     row = severity.long() - 1
     if x.dtype != torch.float64 and reference != "hendrycks":
         alpha32 = severity_table(TABLES, "imagenet", severity, dtype=torch.float32)
-        g_h32 = _smoothing_matrices(h, (0.01 * h,), torch.float32, x.device)[0]
-        g_w32 = _smoothing_matrices(w, (0.01 * w,), torch.float32, x.device)[0]
+        g_h32, g_w32 = (g[0] for g in _smoothing_hw(h, w, (0.01 * h,), (0.01 * w,), torch.float32, x.device))
         noise_x, noise_y = params["noise_x"].to(x.device), params["noise_y"].to(x.device)
         return _elastic_float32(x.to(torch.float32), noise_x, noise_y, g_h32, g_w32, alpha32).to(x.dtype)
     # The reference computes in float32 (the image) with float64 fields; float64 input stays float64.
@@ -254,12 +278,11 @@ def elastic_transform(
         table = HENDRYCKS_TABLES.get(preset, HENDRYCKS_TABLES["imagenet"])
         image = _affine_warp(image, params["affine"])
         sig = tuple(r[1] for r in table)
-        g_h = _smoothing_matrices(h, sig, work, x.device)[row]
-        g_w = _smoothing_matrices(w, sig, work, x.device)[row]
+        g_h, g_w = (g[row] for g in _smoothing_hw(h, w, sig, sig, work, x.device))
         alpha = severity_table(HENDRYCKS_TABLES, preset, severity, dtype=work)[:, 0]
     else:
-        g_h = _smoothing_matrices(h, (0.01 * h,), work, x.device).expand(b, h, h)
-        g_w = _smoothing_matrices(w, (0.01 * w,), work, x.device).expand(b, w, w)
+        g_h, g_w = _smoothing_hw(h, w, (0.01 * h,), (0.01 * w,), work, x.device)
+        g_h, g_w = g_h.expand(b, h, h), g_w.expand(b, w, w)
         alpha = severity_table(TABLES, "imagenet", severity, dtype=work)
     alpha = alpha.view(b, 1, 1)
     fields = []

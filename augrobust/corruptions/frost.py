@@ -38,6 +38,7 @@ from augrobust._tensor import unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.errors import AugrobustValueError
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table
 
 __all__ = [
     "FROST_FILES",
@@ -286,6 +287,13 @@ def _texture_stack(
     return result
 
 
+@constant_table(16)
+def _compiled_texture_stack(
+    h: int, w: int, preset: str, reference: str, device: torch.device, folder: str | os.PathLike[str] | None
+) -> torch.Tensor:
+    return _texture_stack(h, w, preset, reference, device, folder)[0]
+
+
 def frost_texture_sizes(
     height: int, width: int, *, preset: str = "imagenet", reference: str = "imagecorruptions"
 ) -> torch.Tensor:
@@ -344,7 +352,10 @@ def frost(
         torch.Size([2, 3, 32, 32])
     """
     b, _, h, w = x.shape
-    stack, _ = _texture_stack(h, w, preset, reference, x.device, frost_dir)
+    if torch.compiler.is_compiling():  # file reads and a lock: taken as a constant by the compiler
+        stack = _compiled_texture_stack(h, w, preset, reference, x.device, frost_dir)
+    else:
+        stack, _ = _texture_stack(h, w, preset, reference, x.device, frost_dir)
     texture, top, left = (params[k].to(device=x.device, dtype=torch.long) for k in ("texture", "top", "left"))
     rows = (top.view(b, 1) + torch.arange(h, device=x.device)).view(b, h, 1)
     cols = (left.view(b, 1) + torch.arange(w, device=x.device)).view(b, 1, w)

@@ -29,7 +29,6 @@ count and positions outside its region are ignored.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -38,6 +37,7 @@ from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table, host_reads_ok
 
 __all__ = ["TABLES", "glass_blur", "glass_shuffle", "glass_shuffle_index", "sample_glass_offsets"]
 
@@ -60,7 +60,7 @@ def _rows(preset: str) -> tuple[tuple[float, int, int], ...]:
     return TABLES.get(preset, TABLES["imagenet"])
 
 
-@functools.lru_cache(maxsize=16)
+@constant_table(16)
 def _blur_kernels(preset: str) -> torch.Tensor:
     return gaussian_kernels([s for s, _, _ in _rows(preset)])
 
@@ -152,8 +152,8 @@ def glass_shuffle_index(
         for r in range(rounds):
             torch.gather(cur, 0, cur[:n], out=nxt[:n])  # J <- J o J (terminal half maps to itself)
             cur, nxt = nxt, cur
-            # On CPU a flag read is free: stop once every chain is resolved (same result).
-            if device.type == "cpu" and r >= 1 and not bool((cur[:n] < n).any()):
+            # On CPU a flag read is free: stop once every chain is resolved (same result as the full count).
+            if r >= 1 and host_reads_ok(device) and not bool((cur[:n] < n).any()):
                 break
         step = cur[:n] - n
         composite = step if composite is None else composite.gather(0, step)

@@ -36,6 +36,7 @@ from augrobust._tensor import cache_chunk, unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table
 
 __all__ = [
     "TABLES",
@@ -309,7 +310,7 @@ def motion_blur_batch(
     return motion_blur_taps(x, kernel.to(x.device), width, angle_t.to(x.device))
 
 
-@functools.lru_cache(maxsize=16)
+@constant_table(16)
 def _preset_kernels(preset: str) -> torch.Tensor:
     return motion_blur_kernels(TABLES[preset])
 

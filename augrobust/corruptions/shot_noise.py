@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 import scipy.special
@@ -41,6 +42,7 @@ import torch
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table, host_reads_ok
 
 __all__ = ["TABLES", "poisson_from_uniform", "sample_shot_noise_uniforms", "shot_noise"]
 
@@ -125,8 +127,40 @@ def _vose(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return prob.reshape(n_rows, width), alias.reshape(n_rows, width)
 
 
+def _residual_terms(preset: str) -> int:
+    """Chop-down terms n for Poisson(delta), delta < h = max(c) / 255: P(N > n) <= h**(n + 1) / (n + 1)! < 2**-53."""
+    h = max(TABLES.get(preset, TABLES["imagenet"])) / LEVELS
+    terms = 1
+    while h ** (terms + 1) / math.factorial(terms + 1) >= 2.0**-53:
+        terms += 1
+    return terms
+
+
+@constant_table(16)
+def _level_pack(preset: str, device: torch.device) -> torch.Tensor:
+    """:func:`_build_level_tables` packed in one float64 tensor (one graph constant under ``torch.compile``).
+
+    ``c``, ``start``, ``width`` (5 each), ``prob`` (``P``) and ``counts`` (``2P`` integers, exact in float64).
+    """
+    t = _build_level_tables(preset, device)
+    return torch.cat([t["c"], t["start"], t["width"], t["prob"], t["counts"].to(torch.float64)])
+
+
+def _level_tables(preset: str, device: torch.device) -> dict[str, Any]:
+    """:func:`_build_level_tables`'s tensors, and ``residual_terms`` as an int."""
+    if not torch.compiler.is_compiling():
+        tables: dict[str, Any] = dict(_build_level_tables(preset, device))
+    else:  # the compiler stores one constant per builder call: unpack the packed form
+        pack = _level_pack(preset, device)
+        p = (pack.numel() - 15) // 3
+        tables = {"c": pack[:5], "start": pack[5:10], "width": pack[10:15], "prob": pack[15 : 15 + p]}
+        tables["counts"] = pack[15 + p :].to(torch.int32)
+    tables["residual_terms"] = _residual_terms(preset)
+    return tables
+
+
 @functools.lru_cache(maxsize=16)
-def _level_tables(preset: str, device: torch.device) -> dict[str, torch.Tensor]:
+def _build_level_tables(preset: str, device: torch.device) -> dict[str, torch.Tensor]:
     """Alias tables of Poisson(level * c / 255), level = 0..255, for the five severities of ``preset``.
 
     Severity ``s``'s rows are a segment of width ``K_s`` starting at flat column ``start[s]``; ``prob``
@@ -144,11 +178,6 @@ def _level_tables(preset: str, device: torch.device) -> dict[str, torch.Tensor]:
         starts.append(start)
         widths.append(width)
         start += prob.numel()
-    # Chop-down terms n for Poisson(delta), delta < h: P(N > n) <= h**(n + 1) / (n + 1)! < 2**-53.
-    h = max(cs) / LEVELS
-    terms = 1
-    while h ** (terms + 1) / math.factorial(terms + 1) >= 2.0**-53:
-        terms += 1
     as64 = functools.partial(torch.tensor, dtype=torch.float64, device=device)
     return {
         "prob": torch.cat(probs).to(device),
@@ -156,11 +185,10 @@ def _level_tables(preset: str, device: torch.device) -> dict[str, torch.Tensor]:
         "c": as64(cs),
         "start": as64(starts),
         "width": as64(widths),
-        "residual_terms": torch.tensor(terms),
     }
 
 
-@functools.lru_cache(maxsize=32)
+@constant_table(32)
 def _level_values(preset: str, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """The fast path's gather table: ``clip(count / c, 0, 1)`` in ``dtype`` for every (own, alias) count."""
     tables = _level_tables(preset, device)
@@ -213,7 +241,7 @@ def _shot_counts_general(
     count = tables["counts"].take(idx2)
     # The alias step's leftover randomness, uniform on [0, 1) and independent of the drawn count.
     recycled = torch.where(reject, (frac - p) / (1.0 - p), frac / p)
-    return count.add_(_chop_down(delta, recycled, int(tables["residual_terms"])))
+    return count.add_(_chop_down(delta, recycled, int(tables["residual_terms"])))  # a Python int
 
 
 def sample_shot_noise_uniforms(
@@ -274,9 +302,9 @@ def shot_noise(
     sev = severity.to(x.device).long() - 1
     start, width, c = (tables[key][sev].view(-1, 1) for key in ("start", "width", "c"))
     values = _level_values(preset, x.device, x.dtype)
-    # Checking integrality is a host sync: done on the CPU only, where it is cheap; accelerators always
-    # take the general path, which gives the same output on integral levels.
-    check = general is None and x.device.type == "cpu"
+    # Checking integrality is a host sync: done in eager mode on the CPU only, where it is cheap; accelerators
+    # and torch.compile always take the general path, which gives the same output on integral levels.
+    check = general is None and host_reads_ok(x.device)
     out = torch.empty_like(flat_x)
     # A Python loop over fixed-size blocks of elements (not over the batch, no sync): keeps the
     # temporaries in cache, and lets each block take the fast path when its levels are integral.
@@ -340,7 +368,7 @@ def poisson_from_uniform(rate: torch.Tensor, u: torch.Tensor, *, step: float = 0
     terms = 1
     while step ** (terms + 1) / math.factorial(terms + 1) >= 2.0**-53:
         terms += 1
-    tables = {"prob": prob.reshape(-1), "counts": counts.reshape(-1), "residual_terms": torch.tensor(terms)}
+    tables = {"prob": prob.reshape(-1), "counts": counts.reshape(-1), "residual_terms": terms}
     zero = torch.zeros((), dtype=torch.float64)
     k = _shot_counts_general(t, u.reshape(-1).to(torch.float64), zero, zero + width, zero + step, tables)
     return k.to(torch.float64).reshape(rate.shape)

@@ -39,6 +39,7 @@ from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.corruptions.motion_blur import motion_blur_kernels, motion_blur_taps
 from augrobust.errors import AugrobustValueError
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table, host_reads_ok
 
 __all__ = ["TABLES", "sample_snow_params", "scipy_zoom_bilinear", "snow"]
 
@@ -175,11 +176,17 @@ def _whiten(x: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
     return blend32 * x32 + rest32 * bright
 
 
+@constant_table(8)
+def _flake_kernels(preset: str) -> torch.Tensor:
+    """The five severities' motion-blur kernels (a graph constant under ``torch.compile``)."""
+    return motion_blur_kernels([(int(r[4]), float(r[5])) for r in TABLES.get(preset, TABLES["imagenet"])])
+
+
 @autocast_exempt
 def snow(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
 ) -> torch.Tensor:
-    """Falling snow (see the module docstring); groups the batch by severity (one host sync).
+    """Falling snow (see the module docstring); eager on the CPU, groups the batch by severity (one host read).
 
     Example:
         >>> import torch, augrobust
@@ -196,12 +203,21 @@ def snow(
     noise = noise.to(device=x.device, dtype=torch.float64)
     angle = angle.to(device=x.device, dtype=torch.float64)
     rows = TABLES.get(preset, TABLES["imagenet"])
-    kernels = motion_blur_kernels([(int(r[4]), float(r[5])) for r in rows])
-    layer = torch.empty((b, h, w), dtype=torch.float64, device=x.device)
-    levels = severity.tolist()  # the one host sync: the zoomed size depends on the severity
-    for level in sorted(set(levels)):
-        idx = torch.tensor([i for i, s in enumerate(levels) if s == level], device=x.device)
-        layer[idx] = _flake_layer(noise[idx], rows[level - 1], angle[idx], kernels[level - 1 : level], h, w, reference)
+    kernels = _flake_kernels(preset)
+    if host_reads_ok(x.device):
+        layer = torch.empty((b, h, w), dtype=torch.float64, device=x.device)
+        levels = severity.tolist()  # the one host read: the zoomed size depends on the severity
+        for level in sorted(set(levels)):
+            idx = torch.tensor([i for i, s in enumerate(levels) if s == level], device=x.device)
+            layer[idx] = _flake_layer(
+                noise[idx], rows[level - 1], angle[idx], kernels[level - 1 : level], h, w, reference
+            )
+    else:  # sync-free (accelerators, torch.compile): every level on the whole batch, kept per sample (5x work)
+        sev = severity.to(x.device).long().view(-1, 1, 1)
+        layer = torch.zeros((b, h, w), dtype=torch.float64, device=x.device)
+        for level in range(1, len(rows) + 1):
+            flakes_l = _flake_layer(noise, rows[level - 1], angle, kernels[level - 1 : level], h, w, reference)
+            layer = torch.where(sev == level, flakes_l, layer)
     blend = severity_table(TABLES, preset, severity)[:, 6]
     whitened = _whiten(x, blend).to(x.dtype)
     flakes = layer.to(x.dtype).unsqueeze(1)

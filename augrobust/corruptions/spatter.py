@@ -34,8 +34,9 @@ import torch
 from augrobust._tensor import unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.errors import AugrobustValueError
-from augrobust.functional.filters import gaussian_kernels, separable_filter_nearest
+from augrobust.functional.filters import gaussian_kernels, gaussian_radius, separable_filter_nearest
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import constant_table, host_reads_ok
 
 __all__ = ["TABLES", "sample_spatter_noise", "spatter", "water_distance_map"]
 
@@ -64,10 +65,26 @@ _MUD = (63 / 255.0, 42 / 255.0, 20 / 255.0)
 _EMBOSS = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
 
 
-def _kernels(preset: str, column: int) -> torch.Tensor:
-    """``(5, 2R + 1)`` SciPy Gaussian kernels of one sigma column of the table (R: the table's largest)."""
+def _kernels_numpy(preset: str, column: int) -> torch.Tensor:
     rows = TABLES.get(preset, TABLES["imagenet"])
     return gaussian_kernels([float(r[column]) for r in rows])
+
+
+@constant_table(16)
+def _kernel_pack(preset: str) -> torch.Tensor:
+    """Both kernel tables (columns 2 and 4) flattened in one tensor: one graph constant under torch.compile."""
+    return torch.cat([_kernels_numpy(preset, 2).flatten(), _kernels_numpy(preset, 4).flatten()])
+
+
+def _kernels(preset: str, column: int) -> torch.Tensor:
+    """``(5, 2R + 1)`` SciPy Gaussian kernels of one sigma column of the table (R: the table's largest)."""
+    if not torch.compiler.is_compiling():
+        return _kernels_numpy(preset, column)
+    rows = TABLES.get(preset, TABLES["imagenet"])
+    widths = [2 * max(gaussian_radius(float(r[c])) for r in rows) + 1 for c in (2, 4)]
+    pack = _kernel_pack(preset)
+    first = 5 * widths[0]
+    return pack[:first].view(5, widths[0]) if column == 2 else pack[first:].view(5, widths[1])
 
 
 def sample_spatter_noise(
@@ -140,12 +157,33 @@ def _blur_float32_image(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return _correlate_f64(rows.to(torch.float64), w64, 2).to(torch.float32)
 
 
+def _water_distance_maps(u8: torch.Tensor) -> torch.Tensor:
+    """:func:`water_distance_map` of each uint8 ``(H, W)`` image of a ``(B, H, W)`` batch, on its device."""
+    u8_cpu = u8.cpu().numpy()  # OpenCV runs on the host, one image at a time
+    if not len(u8_cpu):
+        return torch.zeros(u8.shape, dtype=torch.float32, device=u8.device)
+    return torch.from_numpy(np.stack([water_distance_map(img) for img in u8_cpu])).to(u8.device)
+
+
+@torch.library.custom_op("augrobust::water_distance_maps", mutates_args=())
+def _water_distance_maps_op(u8: torch.Tensor) -> torch.Tensor:
+    """:func:`_water_distance_maps` as an operator ``torch.compile`` keeps whole (it runs OpenCV on the host)."""
+    return _water_distance_maps(u8)
+
+
+@_water_distance_maps_op.register_fake
+def _water_distance_maps_shape(u8: torch.Tensor) -> torch.Tensor:
+    return torch.empty(u8.shape, dtype=torch.float32, device=u8.device)
+
+
 def _water(x: torch.Tensor, liquid: torch.Tensor, intensity: torch.Tensor) -> torch.Tensor:
     """Water branch for a sub-batch; returns ``y`` with ``floor(255 y)`` equal to the reference's uint8."""
     # float -> uint8 as NumPy's astype on x86 (values >= 256 wrap; negative cannot occur after thresholding)
     u8 = (liquid * 255).to(torch.int64).remainder(256).to(torch.uint8)
-    u8_cpu = u8.cpu().numpy()  # OpenCV runs on the host, one image at a time
-    dist = torch.from_numpy(np.stack([water_distance_map(img) for img in u8_cpu])).to(x.device)
+    if torch.compiler.is_compiling():  # one opaque op in the graph: OpenCV is host code
+        dist = torch.ops.augrobust.water_distance_maps(u8)
+    else:
+        dist = _water_distance_maps(u8)
     m = u8.to(torch.float32) * dist
     peak = m.amax(dim=(1, 2), keepdim=True)
     m = torch.where(peak > 0, m / torch.where(peak > 0, peak, 1.0), 0.0)
@@ -196,7 +234,12 @@ def spatter(
     liquid = torch.where(liquid < threshold.view(b, 1, 1), 0.0, liquid)
 
     is_mud = table[:, 5] > 0.5
-    mud_idx = is_mud.nonzero().flatten()  # the one host sync: which samples take which branch
+    if not host_reads_ok(x.device):
+        # Sync-free (accelerators, torch.compile): both branches on the whole batch, kept per sample.
+        kernels = _kernels(preset, 4).to(x.device)[severity - 1]
+        mud = _mud(x, liquid, threshold, kernels)
+        return torch.where(is_mud.view(b, 1, 1, 1), mud, _water(x, liquid, table[:, 4]))
+    mud_idx = is_mud.nonzero().flatten()  # the one host read (eager CPU): which samples take which branch
     water_idx = (~is_mud).nonzero().flatten()
     out = torch.empty_like(x)
     if mud_idx.numel():

@@ -18,8 +18,10 @@ interpolated in float64 and rounded to float32, float32 sums) and returns ``floa
 float64, so that ``floor(255 * out)`` is the reference's ``np.uint8(float32(255 y))``: bit-identical.
 float32 input interpolates in float32 (channels_last, about twice as fast), within one grey level.
 
-The number of layers and the crop sizes depend on the severity, so the batch is grouped by severity
-after one host sync (``bincount(...).tolist()``); a batch of one severity is processed whole.
+The number of layers and the crop sizes depend on the severity, so in eager mode on the CPU the batch is
+grouped by severity after one host read (``bincount(...).tolist()``); a batch of one severity is processed
+whole. On other devices and under ``torch.compile`` every factor of the lists' union runs on the whole
+batch, masked per sample (no sync, same values, about 2.5x the work of one list).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch.nn.functional as F
 
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.functional.precision import autocast_exempt
+from augrobust.functional.sync import host_reads_ok
 
 __all__ = ["TABLES", "clipped_zoom", "zoom_blur", "zoom_blur_factors"]
 
@@ -141,6 +144,33 @@ def _zoom_blur_one_list(x: torch.Tensor, factors: tuple[float, ...], centred: bo
     return y.to(x.dtype).contiguous(memory_format=torch.contiguous_format)
 
 
+def _zoom_blur_all_lists(
+    x: torch.Tensor, lists: tuple[tuple[float, ...], ...], severity: torch.Tensor, centred: bool
+) -> torch.Tensor:
+    """The sync-free form: every factor of the union of the lists on the whole batch, masked per sample.
+
+    Each list is ascending, so a sample meets its own factors in list order among the union's; a factor not
+    in its list adds an exact 0. Same values as :func:`_zoom_blur_one_list` per group (float32 sums in list
+    order), at the cost of ``len(union)`` (imagenet: 38) layers instead of one list's 11 to 16.
+    """
+    exact = x.dtype == torch.float64
+    union = sorted({z for factors in lists for z in factors})
+    sev = severity.to(x.device).long() - 1
+    member = torch.tensor([[z in factors for z in union] for factors in lists], device=x.device)[sev]  # (B, U)
+    count = torch.tensor([float(len(f) + 1) for f in lists], device=x.device, dtype=torch.float32)[sev]
+    x32 = x.to(torch.float32)
+    src = x32.double() if exact else x32
+    acc = torch.zeros_like(x32)
+    zero = torch.zeros((), dtype=torch.float32, device=x.device)
+    for i, z in enumerate(union):
+        layer = x32 if z == 1.0 else clipped_zoom(src, z, centred=centred).to(torch.float32)
+        acc = acc + torch.where(member[:, i].view(-1, 1, 1, 1), layer, zero)
+    y = ((acc + x32) / count.view(-1, 1, 1, 1)).clamp(0.0, 1.0)
+    if exact:
+        return (y * 255).double() / 255  # floor(255 * out) == np.uint8(float32(255 * y))
+    return y.to(x.dtype)
+
+
 @autocast_exempt
 def zoom_blur(
     x: torch.Tensor, severity: torch.Tensor, params: dict[str, torch.Tensor], *, preset: str, reference: str
@@ -167,6 +197,8 @@ def zoom_blur(
     centred = reference == "hendrycks"
     if x.shape[0] == 0:
         return x.clone()
+    if not host_reads_ok(x.device):
+        return _zoom_blur_all_lists(x, lists, severity, centred)
     counts = torch.bincount(severity, minlength=6).tolist()  # the one host sync (see module docstring)
     present = [s for s in range(1, 6) if counts[s]]
     if len(present) == 1:

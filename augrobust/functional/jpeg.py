@@ -142,6 +142,12 @@ def jpeg_roundtrip_float(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor
         >>> torch.equal(y, jpeg_roundtrip(quantize_uint8(x), torch.tensor([10, 90])).float() / 255)
         True
     """
+    if torch.compiler.is_compiling():  # one opaque op in the graph: the codec is host code
+        return torch.ops.augrobust.jpeg_roundtrip_float(x.detach(), quality)
+    return _jpeg_float(x, quality)
+
+
+def _jpeg_float(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     qualities = _qualities(quality, x.shape[0])
     cpu = x.detach().to("cpu")
     b = cpu.shape[0]
@@ -156,6 +162,17 @@ def jpeg_roundtrip_float(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor
 
     _code(pixels, qualities, write)
     return out.to(x.device)
+
+
+@torch.library.custom_op("augrobust::jpeg_roundtrip_float", mutates_args=())
+def _jpeg_float_op(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """:func:`jpeg_roundtrip_float` as an operator ``torch.compile`` keeps whole (it runs the host codec)."""
+    return _jpeg_float(x, quality)
+
+
+@_jpeg_float_op.register_fake
+def _jpeg_float_shape(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 
 def jpeg_roundtrip_differentiable(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
