@@ -18,13 +18,12 @@ where the reference's value is that close to an integer. Deterministic; any chan
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from augrobust._tensor import cache_chunk
 from augrobust.corruptions._spec import CorruptionSpec, register
+from augrobust.functional.filters import fft_size
 from augrobust.functional.precision import autocast_exempt
 
 __all__ = ["TABLES", "defocus_blur", "defocus_kernel", "filter2d_reflect101"]
@@ -102,22 +101,6 @@ def _kernel_table(rows: tuple[tuple[float, float], ...]) -> torch.Tensor:
 _KERNELS: dict[str, torch.Tensor] = {preset: _kernel_table(rows) for preset, rows in TABLES.items()}
 
 
-def _fft_size(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (pocketfft / cuFFT are fastest on such sizes)."""
-    best = 1 << max(0, math.ceil(math.log2(max(n, 1))))
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            p = p35
-            while p < n:
-                p *= 2
-            best = min(best, p)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 # Batch elements per FFT chunk: rfft2 -> product -> irfft2 on ~4 MB at a time stays in cache (measured
 # ~1.5x faster than whole-batch passes at 64x3x224x224); fixed by the shape, no host sync.
 _CHUNK_ELEMENTS = 1 << 20
@@ -171,7 +154,7 @@ def filter2d_reflect101(
     b, c, h, w = x.shape
     size = kernel.shape[-1]
     pad = size // 2
-    fh, fw = _fft_size(h + 2 * pad), _fft_size(w + 2 * pad)
+    fh, fw = fft_size(h + 2 * pad), fft_size(w + 2 * pad)
     # Circular convolution with the flipped kernel equals the correlation on the valid region, which
     # no wrap-around reaches because the FFT size covers the padded image.
     kspec = _kernel_spectrum(kernel, fh, fw, x.dtype, x.device)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from augrobust._tensor import cache_chunk, unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
+from augrobust.functional.filters import fft_size
 from augrobust.functional.precision import autocast_exempt
 from augrobust.functional.sync import constant_table
 
@@ -236,7 +237,6 @@ def motion_blur_fft(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor, 
         >>> torch.allclose(motion_blur_fft(x, *args), motion_blur_taps(x, *args), atol=1e-5)
         True
     """
-    from augrobust.corruptions.defocus_blur import _fft_size
 
     b, c, h, w = x.shape
     taps = kernel.shape[1]
@@ -244,7 +244,7 @@ def motion_blur_fft(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor, 
     weights = torch.where(keep, kernel.to(device=x.device, dtype=x.dtype), 0.0)
     py, px = min(taps - 1, h - 1), min(taps - 1, w - 1)  # the longest shift kept (see motion_blur_taps)
     kh, kw = 2 * py + 1, 2 * px + 1
-    fh, fw = _fft_size(h + 2 * py), _fft_size(w + 2 * px)
+    fh, fw = fft_size(h + 2 * py), fft_size(w + 2 * px)
     # Convolving with the flipped kernel is the correlation: tap (sy, sx) sits at (py - sy, px - sx).
     where = (py - sy.clamp(-py, py)) * kw + (px - sx.clamp(-px, px))
     sparse = torch.zeros(b, kh * kw, dtype=x.dtype, device=x.device).scatter_add_(1, where, weights)

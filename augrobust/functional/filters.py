@@ -26,6 +26,7 @@ NumPy's ``exp`` in the last bit), from Python floats. :func:`gaussian_blur_neare
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,6 +36,7 @@ from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
+    "fft_size",
     "banded_nearest_matrices",
     "gaussian_blur_nearest",
     "gaussian_kernel1d",
@@ -300,3 +302,24 @@ def gaussian_blur_nearest(
     table = gaussian_kernels(unique, truncate)
     index = torch.tensor([unique.index(v) for v in values], dtype=torch.long)
     return separable_filter_nearest(x, table[index], method=method)
+
+
+def fft_size(n: int) -> int:
+    """Smallest ``2^a 3^b 5^c >= n``: the FFT length to pad to (pocketfft / cuFFT are fastest on such sizes).
+
+    Example:
+        >>> fft_size(97), fft_size(128), fft_size(1)
+        (100, 128, 1)
+    """
+    best = 1 << max(0, math.ceil(math.log2(max(n, 1))))
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
