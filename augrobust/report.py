@@ -98,14 +98,7 @@ class Baseline:
         """Another model's report (or the path of its ``report.json``) as the baseline."""
         if not isinstance(report, CorruptionReport):
             path = Path(report)
-            if not path.is_file():
-                raise AugrobustValueError(
-                    f"baseline report {str(path)!r} does not exist; give the report.json of an earlier evaluation."
-                )
-            try:
-                report = CorruptionReport.load_json(path)
-            except (ValueError, KeyError, TypeError) as e:
-                raise AugrobustValueError(f"baseline {str(path)!r} is not a readable report.json ({e}).") from e
+            report = CorruptionReport.load_json(path, what="baseline report")
             default_name = report.metadata.get("model") or f"the model of {path}"
         else:
             default_name = report.metadata.get("model") or "the baseline report"
@@ -362,9 +355,23 @@ class CorruptionReport:
         return atomic_write_bytes(path, text.encode())
 
     @classmethod
-    def load_json(cls, path: str | os.PathLike[str]) -> CorruptionReport:
-        """Read a report written by :meth:`save_json`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+    def load_json(cls, path: str | os.PathLike[str], *, what: str = "report") -> CorruptionReport:
+        """Read a report written by :meth:`save_json` (``path`` may be its folder).
+
+        Raises:
+            AugrobustValueError: no such file, or not a readable report (``what`` names it in the message).
+        """
+        file = Path(path)
+        if file.is_dir():
+            file = file / "report.json"
+        if not file.is_file():
+            raise AugrobustValueError(
+                f"{what} {str(file)!r} does not exist; give the report.json of an `augrobust eval` run."
+            )
+        try:
+            return cls.from_dict(json.loads(file.read_text()))
+        except (ValueError, KeyError, TypeError) as e:
+            raise AugrobustValueError(f"{what} {str(file)!r} is not a readable report.json ({e}).") from e
 
     def to_markdown(self) -> str:
         """A Markdown summary (every mean with its corruption set, the baseline named) and a table of errors

@@ -81,17 +81,8 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)
     reports, labels = [], []
     for item in args.reports:
-        path = Path(item)
-        if path.is_dir():
-            path = path / "report.json"
-        if not path.is_file():
-            raise AugrobustValueError(
-                f"report {str(path)!r} does not exist; give report.json files of `augrobust eval`."
-            )
-        try:
-            r = CorruptionReport.load_json(path)
-        except (ValueError, KeyError, TypeError) as e:
-            raise AugrobustValueError(f"{str(path)!r} is not a readable report.json ({e}).") from e
+        path = Path(item) / "report.json" if Path(item).is_dir() else Path(item)
+        r = CorruptionReport.load_json(path)
         reports.append(r)
         labels.append(str(r.metadata.get("model") or path.parent.name or path.stem))
     if len(set(labels)) != len(labels):  # the same model name twice: tell them apart by folder

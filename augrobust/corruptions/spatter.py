@@ -34,7 +34,12 @@ import torch
 from augrobust._tensor import unit_scale_keeping_floor
 from augrobust.corruptions._spec import CorruptionSpec, register, severity_table
 from augrobust.errors import AugrobustValueError
-from augrobust.functional.filters import gaussian_kernels, gaussian_radius, separable_filter_nearest
+from augrobust.functional.filters import (
+    correlate1d_nearest,
+    gaussian_kernels,
+    gaussian_radius,
+    separable_filter_nearest,
+)
 from augrobust.functional.precision import autocast_exempt
 from augrobust.functional.sync import constant_table, host_reads_ok
 
@@ -136,25 +141,11 @@ def water_distance_map(liquid_u8: np.ndarray) -> np.ndarray:
     return cv2.blur(dist, (3, 3)).astype(np.float32)
 
 
-def _correlate_f64(x: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
-    """One SciPy ``correlate1d`` pass (mode nearest) in float64, taps accumulated in SciPy's order."""
-    n = x.shape[dim]
-    radius = weights.shape[1] // 2
-    idx = torch.arange(-radius, n + radius, device=x.device).clamp_(0, n - 1)
-    padded = x.index_select(dim, idx)
-    shape = [x.shape[0]] + [1] * (x.ndim - 1)
-    out = x * weights[:, radius].view(shape)
-    for j in range(radius, 0, -1):  # outermost symmetric pair first
-        pair = padded.narrow(dim, radius - j, n) + padded.narrow(dim, radius + j, n)
-        out = out + pair * weights[:, radius - j].view(shape)
-    return out
-
-
 def _blur_float32_image(mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``scipy.ndimage.gaussian_filter`` of a float32 ``(B, H, W)`` image: each pass in float64, stored as float32."""
     w64 = weights.to(device=mask.device, dtype=torch.float64)
-    rows = _correlate_f64(mask.to(torch.float64), w64, 1).to(torch.float32)
-    return _correlate_f64(rows.to(torch.float64), w64, 2).to(torch.float32)
+    rows = correlate1d_nearest(mask.to(torch.float64), w64, 1).to(torch.float32)
+    return correlate1d_nearest(rows.to(torch.float64), w64, 2).to(torch.float32)
 
 
 def _water_distance_maps(u8: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,7 @@ from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.precision import autocast_exempt
 
 __all__ = [
+    "correlate1d_nearest",
     "fft_size",
     "banded_nearest_matrices",
     "gaussian_blur_nearest",
@@ -188,8 +189,18 @@ def _filter_matmul(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.bmm(y.reshape(b, c * h, w), mw).view(b, c, h, w)
 
 
-def _correlate_direct(x: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
-    """One 1-D pass in SciPy's accumulation order (``NI_Correlate1D``, symmetric kernel)."""
+def correlate1d_nearest(x: torch.Tensor, weights: torch.Tensor, dim: int) -> torch.Tensor:
+    """SciPy's ``correlate1d`` (mode ``nearest``) along ``dim`` in its accumulation order (``NI_Correlate1D``).
+
+    ``weights`` is ``(B, 2r + 1)``, one symmetric kernel per sample (row ``b`` filters ``x[b]``); the taps are
+    added outermost pair first, each pair summed before it is weighted, as SciPy does, so float64 results are
+    bit-identical to SciPy's.
+
+    Example:
+        >>> x = torch.arange(5.0, dtype=torch.float64).view(1, 1, 5)
+        >>> correlate1d_nearest(x, torch.tensor([[0.25, 0.5, 0.25]], dtype=torch.float64), 2).tolist()
+        [[[0.25, 1.0, 2.0, 3.0, 3.75]]]
+    """
     n = x.shape[dim]
     radius = weights.shape[1] // 2
     idx = torch.arange(-radius, n + radius, device=x.device).clamp_(0, n - 1)
@@ -214,7 +225,7 @@ def _filter_direct(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     # whole-batch passes); no host sync, the chunking is fixed by the shape.
     chunk = max(1, (1 << 18) // max(1, x[0].numel()))
     parts = [
-        _correlate_direct(_correlate_direct(xs, ws, 2), ws, 3)
+        correlate1d_nearest(correlate1d_nearest(xs, ws, 2), ws, 3)
         for xs, ws in zip(x.split(chunk), weights.split(chunk), strict=True)
     ]
     return parts[0] if len(parts) == 1 else torch.cat(parts)
