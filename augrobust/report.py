@@ -290,12 +290,18 @@ class CorruptionReport:
 
     def _covered(self, metric: Any, names: list[str]) -> float | None:
         """``metric`` over ``names``, or ``None`` when the baseline lacks one of them (a partial mean would
-        not be the stated set's)."""
+        not be the stated set's) or the metric is undefined there (relative mCE when the baseline's corrupted
+        and clean errors are equal: the summary says so instead of failing the whole report)."""
         if self.baseline is None or any(n not in self.baseline.errors for n in names):
             return None
         if any(s not in self.baseline.severities for s in self.severities):
             return None
-        return metric(corruptions=names)
+        try:
+            return metric(corruptions=names)
+        except AugrobustValueError:
+            if metric != self.relative_mce:
+                raise
+            return None
 
     def mean_ece_by_severity(self, corruptions: Iterable[str] | None = None) -> list[float] | None:
         """ECE per severity, averaged over ``corruptions`` (default :meth:`benchmark_corruptions`)."""
@@ -398,6 +404,8 @@ class CorruptionReport:
                 line += f", mCE {_pct(entry['mce'])} %"
             if entry["relative_mce"] is not None:
                 line += f", relative mCE {_pct(entry['relative_mce'])} %"
+            elif entry["mce"] is not None and self.clean_error is not None and self.baseline.clean_error is not None:
+                line += ", relative mCE undefined (the baseline's corrupted and clean errors are equal)"
             lines.append(line)
         if self.baseline is None:
             lines.append(

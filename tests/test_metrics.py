@@ -98,3 +98,20 @@ def test_accuracy_top1_and_topk():
     assert accuracy(logits, torch.tensor([0, 1, 2, 2])) == pytest.approx(1.0)
     with pytest.raises(AugrobustValueError):
         accuracy(logits, labels[:3])
+
+
+def test_report_with_an_undefined_relative_mce_still_summarises_and_saves(tmp_path):
+    # A baseline whose corrupted errors equal its clean error (a chance-level model on a small test set): CE and
+    # mCE are defined, relative mCE is not. The report says so instead of failing (it failed in to_markdown and
+    # save_json, i.e. at the end of `augrobust eval --baseline`, after all the work).
+    from augrobust.report import Baseline, CorruptionReport
+
+    base = Baseline("chance", {"fog": [0.9] * 5}, clean_error=0.9)
+    r = CorruptionReport(clean_error=0.5, errors={"fog": [0.6, 0.7, 0.8, 0.9, 0.9]}, baseline=base)
+    with pytest.raises(AugrobustValueError, match="undefined"):
+        r.relative_mce()  # asked for directly, it stays an error
+    assert r.mce() == pytest.approx(3.9 / 4.5)
+    entry = r.means()["benchmark"]
+    assert entry["mce"] == pytest.approx(3.9 / 4.5) and entry["relative_mce"] is None
+    assert "relative mCE undefined" in r.to_markdown()
+    assert CorruptionReport.load_json(r.save_json(tmp_path / "report.json")).mce() == pytest.approx(3.9 / 4.5)
