@@ -567,7 +567,7 @@ def _resolve_names(
         names = list(available) if corruptions is None else list(corruptions)
         missing = [n for n in names if n not in available]
         if missing:
-            where = "(expected <corruption>.npy)" if npy_root is not None else "(expected <corruption>/<severity>/)"
+            where = f"(expected {bench.layout})"
             raise DatasetFileNotFoundError(
                 f"no file for corruption(s) {missing} in {str(getattr(bench, 'root', bench.spec))!r} {where}; "
                 f"available: {', '.join(sorted(available)) if available else 'none'}."

@@ -323,3 +323,17 @@ def test_float_images_out_of_range_or_not_finite_are_an_error_not_a_number():
     report = augrobust.evaluate(model, data, corruptions=["contrast"], severities=(1,), device="cpu", progress=False,
                                 preset="cifar", reference="hendrycks", baseline="none", check_values=False)  # fmt: skip
     assert report.num_images == 4
+
+
+def test_a_missing_corruption_names_the_layout_of_the_files_it_looked_for(tmp_path):
+    import numpy as np
+
+    import augrobust
+    from augrobust.data import CIFARC
+    from augrobust.errors import AugrobustError
+
+    np.save(tmp_path / "fog.npy", np.zeros((10, 32, 32, 3), np.uint8))
+    np.save(tmp_path / "labels.npy", np.arange(2))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 4))
+    with pytest.raises(AugrobustError, match=r"\['frost'\].*expected <corruption>\.npy"):
+        augrobust.evaluate(model, CIFARC(tmp_path), corruptions=["frost"], device="cpu", progress=False)

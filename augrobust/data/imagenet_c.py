@@ -49,10 +49,12 @@ class CorruptedBenchmark:
     Attributes:
         spec: a short description (``imagenet-c:/data/ImageNet-C``), kept in the report.
         preset: the severity table the files were made with (``imagenet``, ``tinyimagenet``, ``cifar``).
+        layout: where the files of one corruption are, for error messages.
     """
 
     spec: str = ""
     preset: str = "imagenet"
+    layout: str = "<corruption>/<severity>/<class>/<image>"
 
     def corruptions(self) -> list[str]:
         """The corruptions present, in benchmark order."""
@@ -311,6 +313,7 @@ class CIFARC(CorruptedBenchmark):
     """
 
     preset = "cifar"
+    layout = "<corruption>.npy"
 
     def __init__(self, root: str | os.PathLike[str], *, kind: str = "cifar10-c") -> None:
         self.root = require_dir(root, f"{kind} dataset")
