@@ -591,7 +591,8 @@ def generate_dataset(
                         atomic_save(layout.part(c, s, b), arr, save=_save_npy)
                     else:
                         rels = [f"{c}/{Path(items[k].out_name).with_suffix('.mp4').as_posix()}" for k in good]
-                        digests = list(pool.map(_write_mp4, [out_dir / r for r in rels], seqs, [is_noise(name)] * len(seqs)))
+                        noise = [is_noise(name)] * len(seqs)
+                        digests = list(pool.map(_write_mp4, [out_dir / r for r in rels], seqs, noise))
                         atomic_write_text(
                             layout.unit_record(c, s, b), json.dumps(dict(zip(rels, digests)), sort_keys=True)
                         )
