@@ -415,7 +415,7 @@ def evaluate_perturbation_files(
         if format == "cifar-p":
             arr = read_cifar_p(folder, name, make_d)
             for start in range(0, arr.shape[0], batch_size):
-                chunk = torch.from_numpy(np.ascontiguousarray(arr[start : start + batch_size]))
+                chunk = torch.from_numpy(np.array(arr[start : start + batch_size]))  # a writable copy of the map
                 yield chunk.permute(0, 1, 4, 2, 3).to(device)
             return
         videos = sorted((folder / set_name(name, make_d)).glob("*/*.mp4"))
