@@ -148,6 +148,15 @@ def test_evaluation_from_generated_cifar_p_files_equals_evaluation_on_the_fly(tm
     assert list(evaluate_perturbation_files(model, tmp_path).results) == order
 
 
+def test_float_images_evaluate_as_their_uint8_images() -> None:
+    # perturb() returns float frames (uint8 / 255) for float input: they must not be divided by 255 again
+    x = _source(3)
+    model = _TinyNet().eval()
+    a = evaluate_perturbations(model, x, perturbations=["rotate", "gaussian_noise"], variant="cifar")
+    b = evaluate_perturbations(model, x.float() / 255, perturbations=["rotate", "gaussian_noise"], variant="cifar")
+    assert a.results == b.results
+
+
 def test_evaluation_from_files_refuses_missing_sets(tmp_path: Path) -> None:
     generate_dataset("synthetic:10", tmp_path, format="cifar-p", perturbations=["gaussian_noise"],
                      difficulties=(1,), num_images=2, progress=False)  # fmt: skip
