@@ -275,3 +275,42 @@ def test_cifar_p_sigkill_at_several_moments_then_rerun_equals_uninterrupted(tmp_
     assert final.returncode == 0, final.stderr
     assert "complete" in final.stdout
     assert _tree(out) == _tree(ref)
+
+
+def test_tinyimagenet_p_videos_are_64_px(tmp_path: Path) -> None:
+    require_av()
+    generate_dataset("synthetic:10", tmp_path, format="tinyimagenet-p", perturbations=["rotate"], num_images=2,
+                     progress=False)  # fmt: skip
+    videos = sorted(tmp_path.rglob("*.mp4"))
+    assert len(videos) == 2 and all(v.relative_to(tmp_path).parts[0] == "rotate" for v in videos)
+    assert read_mp4(videos[0]).shape == (frame_count("rotate", "tinyimagenet"), 64, 64, 3)
+
+
+_DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from augrobust.data.generate import generate_dataset
+
+    r = generate_dataset("synthetic:10", sys.argv[1], format="cifar-p", perturbations=["gaussian_noise", "rotate"],
+                         difficulties=(1, 2), num_images=5, block_images=2, progress=False)
+    print("RESULT", r.shard, r.images, r.complete)
+    """
+)
+
+
+@pytest.mark.slow
+def test_cifar_p_torchrun_two_processes_equal_one_process(tmp_path: Path) -> None:
+    script = tmp_path / "gen.py"
+    script.write_text(_DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], capture_output=True, text=True,
+                         env=env, timeout=300)  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           str(tmp_path / "two")]  # fmt: skip
+    two = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    lines = sorted(line for line in two.stdout.splitlines() if line.startswith("RESULT"))
+    # blocks 0, 2, 4 (3 images) on rank 0, blocks 1, 3 (2 images) on rank 1; 3 sets each
+    assert lines == ["RESULT (0, 2) 9 True", "RESULT (1, 2) 6 True"], two.stdout
+    assert _tree(tmp_path / "two") == _tree(tmp_path / "one")
