@@ -296,7 +296,9 @@ _DDP_SCRIPT = textwrap.dedent(
 
     r = generate_dataset("synthetic:10", sys.argv[1], format="cifar-p", perturbations=["gaussian_noise", "rotate"],
                          difficulties=(1, 2), num_images=5, block_images=2, progress=False)
-    print("RESULT", r.shard, r.images, r.complete)
+    # one write of one line (atomic on a pipe): the two ranks share torchrun's stdout
+    sys.stdout.write(f"RESULT {r.shard} {r.images} {r.complete}\\n")
+    sys.stdout.flush()
     """
 )
 
