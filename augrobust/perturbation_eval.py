@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from augrobust._io import atomic_write_text
@@ -34,7 +35,7 @@ from augrobust.metrics import (
 )
 from augrobust.perturbations import get_perturbation_names, get_spec, perturb, perturbation_generators
 
-__all__ = ["PerturbationReport", "evaluate_perturbations"]
+__all__ = ["PerturbationReport", "evaluate_perturbation_files", "evaluate_perturbations"]
 
 _SCHEMA = "augrobust.perturbation_report/1"
 
@@ -184,6 +185,75 @@ def _images(data: Any) -> Callable[[int, int], torch.Tensor]:
     return get
 
 
+def _check_difficulties(difficulties: Sequence[int]) -> list[int]:
+    diffs = sorted(set(int(d) for d in difficulties))
+    if not diffs or any(d not in (1, 2, 3) for d in diffs):
+        raise AugrobustValueError(f"difficulties must be a non-empty subset of (1, 2, 3), got {difficulties!r}.")
+    return diffs
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise AugrobustValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+
+
+def _model_device(model: Callable[[torch.Tensor], torch.Tensor], device: str | torch.device | None) -> torch.device:
+    if device is None:
+        params = list(getattr(model, "parameters", lambda: [])())
+        device = params[0].device if params else torch.device("cpu")
+    return torch.device(device)
+
+
+def _evaluate(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    names: list[str],
+    diffs: list[int],
+    batches: Callable[[str, int], Iterable[torch.Tensor]],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Classify every frame batch ``batches(name, made_at_difficulty)`` yields (uint8 ``(V, T, 3, H, W)``)."""
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in names:
+        rule = p_rule(name)
+        # noise: one set of frames per difficulty, stride 1; otherwise one set of frames, stride = difficulty
+        passes = [(d, [(d, 1)]) for d in diffs] if rule == "noise" else [(1, [(d, d) for d in diffs])]
+        acc: dict[int, dict[str, Any]] = {}
+        for make_d, uses in passes:
+            for frames in batches(name, make_d):
+                v, t = frames.shape[:2]
+                flat = frames.reshape(v * t, *frames.shape[2:])
+                # uint8 frames are scaled here; float frames (perturb() of float images) are already uint8 / 255
+                flat = flat.float() / 255 if flat.dtype == torch.uint8 else flat.float()
+                with torch.no_grad():
+                    logits = model(flat)
+                if not isinstance(logits, torch.Tensor) or logits.shape[:1] != (v * t,) or logits.ndim != 2:
+                    raise AugrobustValueError(f"the model must return (N, num_classes) logits for N={v * t} frames.")
+                logits = logits.reshape(v, t, -1).float()
+                classes = logits.shape[-1]
+                preds = logits.argmax(-1)
+                for d, stride in uses:
+                    a = acc.setdefault(d, {"fp": 0.0, "ut5d": 0.0, "zipf": 0.0, "videos": 0, "flips": None})
+                    a["fp"] += flip_probability_per_video(preds, rule=rule, stride=stride).sum()
+                    if classes >= 5:  # uT5D is undefined below 5 classes: reported as None
+                        a["ut5d"] += top5_distance_per_video(logits, rule=rule, stride=stride).sum()
+                    a["zipf"] += zipf_distance_per_video(logits, rule=rule, stride=stride).sum()
+                    nxt = torch.arange(stride if rule == "consecutive" else 1, t, device=preds.device)
+                    prev = nxt - stride if rule == "consecutive" else torch.zeros_like(nxt)
+                    flips = (preds[:, nxt] != preds[:, prev]).double().sum(0)
+                    a["flips"] = flips if a["flips"] is None else a["flips"] + flips
+                    a["videos"] += v
+        results[name] = {
+            str(d): {
+                "fp": float(a["fp"]) / a["videos"],
+                "ut5d": float(a["ut5d"]) / a["videos"] if classes >= 5 else None,
+                "zipf": float(a["zipf"]) / a["videos"],
+                "videos": a["videos"],
+                "flips_by_pair": [float(f) / a["videos"] for f in a["flips"].tolist()],
+            }
+            for d, a in sorted(acc.items())
+        }
+    return results
+
+
 def evaluate_perturbations(
     model: Callable[[torch.Tensor], torch.Tensor],
     data: Any,
@@ -222,66 +292,142 @@ def evaluate_perturbations(
     names = list(perturbations) if perturbations is not None else get_perturbation_names("test")
     for name in names:
         get_spec(name)
-    diffs = sorted(set(int(d) for d in difficulties))
-    if not diffs or any(d not in (1, 2, 3) for d in diffs):
-        raise AugrobustValueError(f"difficulties must be a non-empty subset of (1, 2, 3), got {difficulties!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise AugrobustValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-    if device is None:
-        params = list(getattr(model, "parameters", lambda: [])())
-        device = params[0].device if params else torch.device("cpu")
-    device = torch.device(device)
+    diffs = _check_difficulties(difficulties)
+    _check_batch_size(batch_size)
+    device = _model_device(model, device)
     get = _images(data)
     n = len(data)
     if n == 0:
         raise AugrobustValueError("data holds no images.")
 
-    results: dict[str, dict[str, dict[str, Any]]] = {}
-    for name in names:
-        rule = p_rule(name)
-        # noise: one set of frames per difficulty, stride 1; otherwise one set of frames, stride = difficulty
-        passes = [(d, [(d, 1)]) for d in diffs] if rule == "noise" else [(1, [(d, d) for d in diffs])]
-        acc: dict[int, dict[str, Any]] = {}
-        for make_d, uses in passes:
-            for start in range(0, n, batch_size):
-                stop = min(start + batch_size, n)
-                x = get(start, stop).to(device)
-                gens = perturbation_generators(name, make_d, range(start, stop), seed=seed, device=device)
-                frames = perturb(x, name, make_d, variant=variant, generator=gens)
-                v, t = frames.shape[:2]
-                with torch.no_grad():
-                    logits = model(frames.reshape(v * t, *frames.shape[2:]).float() / 255)
-                if not isinstance(logits, torch.Tensor) or logits.shape[:1] != (v * t,) or logits.ndim != 2:
-                    raise AugrobustValueError(f"the model must return (N, num_classes) logits for N={v * t} frames.")
-                logits = logits.reshape(v, t, -1).float()
-                classes = logits.shape[-1]
-                preds = logits.argmax(-1)
-                for d, stride in uses:
-                    a = acc.setdefault(d, {"fp": 0.0, "ut5d": 0.0, "zipf": 0.0, "videos": 0, "flips": None})
-                    a["fp"] += flip_probability_per_video(preds, rule=rule, stride=stride).sum()
-                    if classes >= 5:  # uT5D is undefined below 5 classes: reported as None
-                        a["ut5d"] += top5_distance_per_video(logits, rule=rule, stride=stride).sum()
-                    a["zipf"] += zipf_distance_per_video(logits, rule=rule, stride=stride).sum()
-                    nxt = torch.arange(stride if rule == "consecutive" else 1, t, device=preds.device)
-                    prev = nxt - stride if rule == "consecutive" else torch.zeros_like(nxt)
-                    flips = (preds[:, nxt] != preds[:, prev]).double().sum(0)
-                    a["flips"] = flips if a["flips"] is None else a["flips"] + flips
-                    a["videos"] += v
-        results[name] = {
-            str(d): {
-                "fp": float(a["fp"]) / a["videos"],
-                "ut5d": float(a["ut5d"]) / a["videos"] if classes >= 5 else None,
-                "zipf": float(a["zipf"]) / a["videos"],
-                "videos": a["videos"],
-                "flips_by_pair": [float(f) / a["videos"] for f in a["flips"].tolist()],
-            }
-            for d, a in sorted(acc.items())
-        }
+    def batches(name: str, make_d: int) -> Iterator[torch.Tensor]:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            x = get(start, stop).to(device)
+            gens = perturbation_generators(name, make_d, range(start, stop), seed=seed, device=device)
+            yield perturb(x, name, make_d, variant=variant, generator=gens)
+
+    results = _evaluate(model, names, diffs, batches)
     report = PerturbationReport(
         variant=variant,
         seed=seed,
         results=results,
         provenance={"difficulties": diffs, "seeding": "perturbation_seed(seed, index, name, difficulty)"},
+    )
+    if baseline is not None:
+        report._check_baseline(baseline)
+    return report
+
+
+def _file_sets(root: Path, fmt: str) -> dict[str, list[int]]:
+    """name -> difficulties present under ``root`` (``<set>.npy`` files or ``<set>/`` folders)."""
+    from augrobust.data.perturbation_files import split_set_name
+
+    stems = [p.stem for p in root.glob("*.npy")] if fmt == "cifar-p" else [p.name for p in root.iterdir() if p.is_dir()]
+    found: dict[str, list[int]] = {}
+    for stem in stems:
+        name, d = split_set_name(stem)
+        if name in get_perturbation_names("all"):
+            found.setdefault(name, []).append(d)
+    return found
+
+
+def evaluate_perturbation_files(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    root: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    perturbations: Sequence[str] | None = None,
+    difficulties: Sequence[int] = (1, 2, 3),
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    baseline: PerturbationReport | None = None,
+) -> PerturbationReport:
+    """:func:`evaluate_perturbations` on sequences read from files: ``augrobust generate --format *-p`` output or
+    the released CIFAR-10-P / ImageNet-P folders (:mod:`augrobust.data.perturbation_files` layouts).
+
+    The report has the same schema. For a generated folder, ``format``, the variant and the seed come from its
+    ``manifest.json``, and the report equals the on-the-fly report of the same source, seed, generator device and
+    ``batch_size`` byte for byte for the lossless ``cifar-p`` arrays (the MP4 layouts are lossy H.264: close, not
+    equal). Without a manifest (a released download) give ``format``; the report's seed is then ``-1`` (unknown).
+    Videos are read in source order (``cifar-p``) or sorted ``<class>/<file>`` order (MP4 layouts).
+
+    Args:
+        model: maps float frames in ``[0, 1]`` ``(N, 3, H, W)`` to ``(N, num_classes)`` logits.
+        root: the folder holding the sets (``gaussian_noise.npy`` ... or ``gaussian_noise/`` ...).
+        format: ``"cifar-p"``, ``"imagenet-p"`` or ``"tinyimagenet-p"``; default: the manifest's.
+        perturbations: names (default: every perturbation with a set under ``root``, in the paper's order).
+        difficulties: 1-3; the noise sequences read ``<name>_<d>`` for ``d > 1``, the others are strided.
+        batch_size: videos per model call.
+        device: where frames are classified (default: the model's parameters' device, else CPU).
+        baseline: as :func:`evaluate_perturbations`.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from augrobust.data.generate import generate_dataset
+        >>> out = tempfile.mkdtemp()
+        >>> _ = generate_dataset("synthetic:4", out, format="cifar-p", perturbations=["rotate"], progress=False)
+        >>> model = lambda x: torch.ones(x.shape[0], 10)  # never changes its mind
+        >>> evaluate_perturbation_files(model, out).fp()
+        {'rotate': 0.0}
+    """
+    from augrobust.data.manifest import MANIFEST_NAME, read_manifest
+    from augrobust.data.perturbation_files import P_FORMATS, P_VARIANTS, read_cifar_p, read_mp4, require_av, set_name
+
+    folder = Path(root)
+    if not folder.is_dir():
+        raise AugrobustValueError(f"{str(folder)!r} is not a folder of ImageNet-P / CIFAR-P sets.")
+    seed, seeding = -1, "unknown (files without an augrobust manifest)"
+    if (folder / MANIFEST_NAME).is_file():
+        manifest = read_manifest(folder)
+        made = manifest.get("arguments", {}).get("format")
+        if made not in P_FORMATS:
+            raise AugrobustValueError(f"{str(folder)!r} holds a {made!r} generation, not one of {P_FORMATS}.")
+        if format is not None and format != made:
+            raise AugrobustValueError(f"{str(folder)!r} holds {made!r} files, but format={format!r} was given.")
+        format, seed = made, int(manifest["arguments"]["seed"])
+        seeding = "perturbation_seed(seed, index, name, difficulty)"
+    if format not in P_FORMATS:
+        raise AugrobustValueError(
+            f"format must be one of {P_FORMATS} (no manifest.json in {str(folder)!r}), got {format!r}."
+        )
+    if format != "cifar-p":
+        require_av()
+    diffs = _check_difficulties(difficulties)
+    _check_batch_size(batch_size)
+    device = _model_device(model, device)
+    found = _file_sets(folder, format)
+    names = [n for n in get_perturbation_names("all") if n in found] if perturbations is None else list(perturbations)
+    if not names:
+        raise AugrobustValueError(f"{str(folder)!r} holds no {format} sets.")
+    for name in names:
+        get_spec(name)
+        need = diffs if "noise" in name else [1]
+        missing = [set_name(name, d) for d in need if d not in found.get(name, [])]
+        if missing:
+            raise AugrobustValueError(
+                f"{str(folder)!r} lacks the sets {missing} (it has "
+                f"{sorted(set_name(n, d) for n, ds in found.items() for d in ds)}); generate them or choose other "
+                "perturbations / difficulties."
+            )
+
+    def batches(name: str, make_d: int) -> Iterator[torch.Tensor]:
+        if format == "cifar-p":
+            arr = read_cifar_p(folder, name, make_d)
+            for start in range(0, arr.shape[0], batch_size):
+                chunk = torch.from_numpy(np.array(arr[start : start + batch_size]))  # a writable copy of the map
+                yield chunk.permute(0, 1, 4, 2, 3).to(device)
+            return
+        videos = sorted((folder / set_name(name, make_d)).glob("*/*.mp4"))
+        for start in range(0, len(videos), batch_size):
+            chunk = np.stack([read_mp4(v) for v in videos[start : start + batch_size]])
+            yield torch.from_numpy(chunk).permute(0, 1, 4, 2, 3).to(device)
+
+    report = PerturbationReport(
+        variant=P_VARIANTS[format],
+        seed=seed,
+        results=_evaluate(model, names, diffs, batches),
+        provenance={"difficulties": diffs, "seeding": seeding},
     )
     if baseline is not None:
         report._check_baseline(baseline)

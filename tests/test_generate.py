@@ -160,7 +160,7 @@ def test_bad_arguments_are_clear() -> None:
     with pytest.raises(AugrobustValueError, match="stacks severities"):
         generate_dataset("synthetic:10", "/tmp/unused-x", format="cifar-c", severities=(1, 2))
     with pytest.raises(AugrobustValueError, match="format"):
-        generate_dataset("synthetic:10", "/tmp/unused-x", format="imagenet-p")
+        generate_dataset("synthetic:10", "/tmp/unused-x", format="imagenet-q")
     with pytest.raises(AugrobustValueError, match="unknown"):
         generate_dataset("synthetic:10", "/tmp/unused-x", format="cifar-c", corruptions=["fogg"])
     with pytest.raises(AugrobustValueError, match="I/N"):

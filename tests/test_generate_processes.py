@@ -44,7 +44,10 @@ def _env() -> dict[str, str]:
 
 def _finished_units(out: Path) -> int:
     state = out / ".generate"
-    return sum(1 for p in state.rglob("*") if p.is_file() and not p.name.endswith(".tmp")) if state.is_dir() else 0
+    try:
+        return sum(1 for p in state.rglob("*") if p.is_file() and not p.name.endswith(".tmp")) if state.is_dir() else 0
+    except FileNotFoundError:  # the finishing process removed the state folder during the scan: every unit is done
+        return 1 << 30
 
 
 def _check_no_partial_file(out: Path) -> None:

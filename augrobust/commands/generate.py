@@ -1,4 +1,5 @@
-"""``augrobust generate``: write ImageNet-C, Tiny-ImageNet-C or CIFAR-10/100-C style datasets, and verify them.
+"""``augrobust generate``: write ImageNet-C / -P, Tiny-ImageNet-C / -P or CIFAR-10/100-C / CIFAR-10-P style datasets,
+and verify them.
 
 The work is :func:`augrobust.data.generate.generate_dataset` (layouts, canonical seeds, resumption, shards);
 ``--verify DIR`` re-hashes every file a finished output's ``manifest.json`` lists.
@@ -30,17 +31,19 @@ __all__ = ["DATA_SPECS", "FORMATS", "add_parser", "run"]
 #: ``--data`` specs (spelled here so that ``--help`` imports no torch).
 DATA_SPECS: tuple[str, ...] = ("folder:DIR", "cifar10:DIR", "cifar100:DIR", "synthetic:N")
 #: ``--format`` choices (``augrobust.data.generate.FORMATS``; a test keeps the two equal).
-FORMATS: tuple[str, ...] = ("imagenet-c", "tinyimagenet-c", "cifar-c")
+FORMATS: tuple[str, ...] = ("imagenet-c", "tinyimagenet-c", "cifar-c", "imagenet-p", "tinyimagenet-p", "cifar-p")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``augrobust generate``."""
     p = add_command(
         subparsers, "generate",
-        help="write ImageNet-C / Tiny-ImageNet-C / CIFAR-C datasets (resumable, sharded), or --verify one",
+        help="write ImageNet-C / -P, Tiny-ImageNet-C / -P, CIFAR-C / -P datasets (resumable, sharded), or --verify one",
         description="Corrupt a source data set with each corruption and severity and write it in the layout of the "
         "released benchmark (imagenet-c: <corruption>/<severity>/<class>/<file>.JPEG at 224 px, JPEG q85; "
-        "tinyimagenet-c: the same at 64 px; cifar-c: <corruption>.npy (5N, H, W, 3) uint8 and labels.npy). Each "
+        "tinyimagenet-c: the same at 64 px; cifar-c: <corruption>.npy (5N, H, W, 3) uint8 and labels.npy; imagenet-p / "
+        "tinyimagenet-p: <perturbation>[_<difficulty>]/<class>/<file>.mp4 (H.264 through PyAV, pip install "
+        "'augrobust[video]'); cifar-p: <perturbation>[_<difficulty>].npy (N, T, 32, 32, 3) uint8 and labels.npy). Each "
         "image's random draw comes from its own seed (dataset seed, image key, corruption, severity), so the bytes "
         "do not depend on batch size, workers, shards or resumption. Kill it at any time and rerun the same command "
         "to finish. Several machines: --shard I/N per process (the last to finish writes manifest.json), or "
@@ -51,6 +54,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_out(p, default=None, help="output folder (a rerun with the same arguments continues it)")
     add_corruptions(p, default="common")
     add_severities(p)
+    p.add_argument(
+        "--perturbations", default="test", metavar="SPLIT|NAMES",
+        help="P formats: test, validation, all, or comma-separated perturbation names (default: test)",
+    )  # fmt: skip
+    p.add_argument(
+        "--difficulties", default="1,2,3", metavar="D,D,...",
+        help="P formats: difficulties in 1..3; the noise sequences get one set per difficulty, the others one set",
+    )  # fmt: skip
     p.add_argument(
         "--preset", default="auto", choices=("auto", *PRESET_CHOICES),
         help="severity table (auto: imagenet for imagenet-c, tinyimagenet for tinyimagenet-c; for cifar-c by image "
@@ -105,6 +116,17 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset, reference=args.reference, seed=args.seed, device=args.device, dtype=args.dtype,
         shard=args.shard, batch_size=args.batch_size, workers=args.workers, num_images=args.num_images,
         skip_bad=args.skip_bad, progress=not args.quiet, block_images=args.block_images,
+        perturbations=args.perturbations, difficulties=_difficulties(args.difficulties),
     )  # fmt: skip
     sys.stdout.write(result.summary() + "\n")
     return 0
+
+
+def _difficulties(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(t) for t in str(text).split(",") if t.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v not in (1, 2, 3) for v in values):
+        raise AugrobustValueError(f"--difficulties takes comma-separated values in 1..3 (e.g. 1,2,3), got {text!r}.")
+    return values

@@ -72,16 +72,28 @@ from augrobust._progress import progress_bar
 from augrobust.data.canonical import SEED_RULE, canonical_generator
 from augrobust.data.folder import ImageFolderDataset
 from augrobust.data.manifest import MANIFEST_NAME, read_manifest, sha256_bytes, sha256_file, write_manifest
+from augrobust.data.perturbation_files import P_FORMATS, P_VARIANTS, encode_mp4, is_noise, require_av, set_name
 from augrobust.data.spec import from_spec
 from augrobust.errors import AugrobustValueError
 
-__all__ = ["BLOCK_IMAGES", "FORMATS", "GenerateResult", "generate_dataset", "parse_shard"]
+__all__ = ["BLOCK_IMAGES", "FORMATS", "GenerateResult", "P_SEED_RULE", "generate_dataset", "parse_shard"]
 
 #: The output layouts.
-FORMATS: tuple[str, ...] = ("imagenet-c", "tinyimagenet-c", "cifar-c")
+FORMATS: tuple[str, ...] = ("imagenet-c", "tinyimagenet-c", "cifar-c", *P_FORMATS)
 
 #: Images per block (the unit of work and of sharding) for each format. Part of the on-disk state: fixed.
-BLOCK_IMAGES: dict[str, int] = {"imagenet-c": 64, "tinyimagenet-c": 256, "cifar-c": 1000}
+BLOCK_IMAGES: dict[str, int] = {
+    "imagenet-c": 64, "tinyimagenet-c": 256, "cifar-c": 1000, "imagenet-p": 16, "tinyimagenet-p": 64, "cifar-p": 250,
+}  # fmt: skip
+
+#: The seed rule of the P formats: the perturbations' own canonical generators, so files equal on-the-fly frames.
+P_SEED_RULE = (
+    "generator of image k (its index in source order) = torch.Generator(device).manual_seed(perturbation_seed(seed, "
+    "k, perturbation, difficulty)), perturbation_seed = int.from_bytes(sha256(json.dumps(['augrobust-p', seed, k, "
+    "perturbation, difficulty], separators=(',', ':')).encode()).digest()[:8], 'big') & (2**63 - 1); frames = "
+    "augrobust.perturb(x, perturbation, difficulty, variant=, generator=[generators]); the sequences whose "
+    "difficulty is a stride are made at difficulty 1"
+)
 
 _STATE = ".generate"  # hidden folder of unit records and .npy parts; removed once the manifest is written
 _JPEG_SUFFIXES = (".jpeg", ".jpg")
@@ -197,6 +209,10 @@ def _prepare(im: Image.Image, fmt: str) -> Image.Image:
         return TF.center_crop(TF.resize(im, 256), 224)
     if fmt == "tinyimagenet-c":
         return TF.resize(im, [64, 64])
+    if fmt == "imagenet-p":  # the P scripts keep the uncropped Resize(256) image; perturb() crops the frames
+        return TF.resize(im, 256)
+    if fmt == "tinyimagenet-p":
+        return TF.resize(im, 64)
     return im
 
 
@@ -228,10 +244,12 @@ class _Blocks(Dataset[dict[str, Any]]):
             images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
             good.append(k)
         shapes = {tuple(t.shape) for t in images}
+        if self.fmt in ("imagenet-p", "tinyimagenet-p"):  # photographs of several sizes: grouped by size later
+            return {"block": b, "images": images, "good": good, "bad": bad}
         if len(shapes) > 1:
             raise AugrobustValueError(
-                f"block {b} holds images of several sizes {sorted(shapes)}; the cifar-c layout needs one size: resize "
-                "the source images first, or use --format imagenet-c."
+                f"block {b} holds images of several sizes {sorted(shapes)}; the {self.fmt} layout needs one size: "
+                "resize the source images first, or use --format imagenet-c / imagenet-p."
             )
         batch = torch.stack(images) if images else torch.empty(0, 3, 1, 1, dtype=torch.uint8)
         return {"block": b, "images": batch, "good": good, "bad": bad}
@@ -265,7 +283,7 @@ class _Layout:
         return self.out / f"{c}.npy"
 
     def unit_done(self, c: str, s: int, b: int) -> bool:
-        if self.fmt == "cifar-c":
+        if self.fmt in ("cifar-c", "cifar-p"):
             return self.final_npy(c).is_file() or self.part(c, s, b).is_file()
         return self.unit_record(c, s, b).is_file()
 
@@ -342,6 +360,52 @@ def _corrupt_block(
     return torch.cat(outs).numpy() if outs else np.empty((0, *x.shape[2:], 3), np.uint8)
 
 
+def _perturbation_names(perturbations: str | Sequence[str]) -> list[str]:
+    from augrobust.perturbations import get_perturbation_names
+
+    known = get_perturbation_names("all")
+    if isinstance(perturbations, str):
+        if perturbations in ("test", "validation", "all"):
+            return get_perturbation_names(perturbations)
+        perturbations = [p for p in perturbations.split(",") if p]
+    names = list(perturbations)
+    unknown = [n for n in names if n not in known]
+    if unknown or not names or len(set(names)) != len(names):
+        raise AugrobustValueError(
+            f"perturbations must be 'test', 'validation', 'all' or distinct names, got {names!r}"
+            f"{f' (unknown: {unknown})' if unknown else ''}; valid: {', '.join(known)}."
+        )
+    return names
+
+
+def _perturb_block(
+    images: list[torch.Tensor], indices: list[int], name: str, difficulty: int, *, seed: int, variant: str,
+    device: torch.device, batch_size: int,
+) -> list[np.ndarray]:  # fmt: skip
+    """Each image's sequence as ``(T, H, W, 3)`` uint8, drawn from its canonical generator; batched by image size."""
+    from augrobust.perturbations import perturb, perturbation_generators
+
+    out: list[np.ndarray | None] = [None] * len(images)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for j, t in enumerate(images):
+        groups.setdefault(tuple(t.shape), []).append(j)
+    for members in groups.values():
+        for i in range(0, len(members), batch_size):
+            chunk = members[i : i + batch_size]
+            x = torch.stack([images[j] for j in chunk]).to(device)
+            gens = perturbation_generators(name, difficulty, [indices[j] for j in chunk], seed=seed, device=device)
+            frames = perturb(x, name, difficulty, variant=variant, generator=gens).permute(0, 1, 3, 4, 2).cpu().numpy()
+            for j, f in zip(chunk, frames):
+                out[j] = f
+    return out  # type: ignore[return-value]
+
+
+def _write_mp4(path: Path, frames: np.ndarray, noise: bool) -> str:
+    data = encode_mp4(frames, noise=noise)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
+
+
 def generate_dataset(
     data: str,
     out: str | os.PathLike[str],
@@ -362,13 +426,17 @@ def generate_dataset(
     progress: bool = True,
     frost_dir: str | os.PathLike[str] | None = None,
     block_images: int | None = None,
+    perturbations: str | Sequence[str] = "test",
+    difficulties: Sequence[int] = (1, 2, 3),
 ) -> GenerateResult:
     """Generate (or finish generating) a corrupted dataset in ``out``; see the module for the layouts and rules.
 
     Args:
         data: a data spec (``folder:DIR``, ``cifar10:DIR``, ``cifar100:DIR``, ``synthetic:N``); the test split.
         out: output folder (created; a rerun with the same content arguments continues it).
-        format: ``"imagenet-c"``, ``"tinyimagenet-c"`` or ``"cifar-c"``.
+        format: ``"imagenet-c"``, ``"tinyimagenet-c"``, ``"cifar-c"``, or the ImageNet-P layouts ``"imagenet-p"``,
+            ``"tinyimagenet-p"`` (MP4, needs PyAV: ``pip install 'augrobust[video]'``) and ``"cifar-p"``
+            (:mod:`augrobust.data.perturbation_files`).
         corruptions: a subset name (``"common"``, ``"all"``, ...) or a list of names.
         severities: severities in 1..5 (``cifar-c`` needs all five, the layout stacks them).
         preset: severity table, or ``"auto"``: ``imagenet`` for ``imagenet-c``, ``tinyimagenet`` for
@@ -391,6 +459,9 @@ def generate_dataset(
         frost_dir: folder of the frost textures (default: as :func:`augrobust.corrupt`).
         block_images: images per block (default :data:`BLOCK_IMAGES` of the format); smaller blocks mean
             finer resumption and sharding. Recorded: a rerun must use the same value.
+        perturbations: P formats: ``"test"``, ``"validation"``, ``"all"`` or names (comma-separated or a list).
+        difficulties: P formats: the noise sequences get one set per difficulty (``gaussian_noise_2``...); the
+            others one set, made at difficulty 1 (their difficulty is the evaluation's stride).
 
     Returns:
         A :class:`GenerateResult`; ``result.summary()`` is the one-line summary.
@@ -401,8 +472,20 @@ def generate_dataset(
     """
     start = time.perf_counter()
     fmt = check_choice(format, "format", FORMATS)
-    names = _corruption_names(corruptions)
-    sevs = sorted(check_severities(tuple(severities), "severities"))
+    p_format = fmt in P_FORMATS
+    if p_format:
+        if fmt != "cifar-p":
+            require_av()
+        names = _perturbation_names(perturbations)
+        diffs = sorted(set(check_severities(tuple(difficulties), "difficulties")))
+        if any(d > 3 for d in diffs):
+            raise AugrobustValueError(f"difficulties must be in 1..3 for the P formats, got {diffs}.")
+        # (set, difficulty) units: the noise sequences per difficulty, the others once
+        p_sets = [(set_name(n, d), d) for n in names for d in (diffs if is_noise(n) else [1])]
+        sevs = diffs
+    else:
+        names = _corruption_names(corruptions)
+        sevs = sorted(check_severities(tuple(severities), "severities"))
     if fmt == "cifar-c" and sevs != [1, 2, 3, 4, 5]:
         raise AugrobustValueError(
             f"the cifar-c layout stacks severities 1..5 in one array; got severities {sevs}: use all five."
@@ -427,12 +510,15 @@ def generate_dataset(
 
     source = from_spec(data, train=False, num_images=num_images)
     items, classes = _items(source)
-    first = _Blocks(source, items, [0], 1, fmt)[0]["images"]
-    side = int(first.shape[-1]) if first.numel() else 224
-    if preset == "auto":
-        preset = _AUTO_PRESET.get(fmt) or {32: "cifar", 64: "tinyimagenet"}.get(side, "imagenet")
-    preset = check_preset(preset)
-    reference = "hendrycks" if reference == "auto" else check_reference(reference)
+    first = _Blocks(source, items, [0], 1, fmt)[0]["images"] if not p_format else None
+    side = int(first.shape[-1]) if first is not None and first.numel() else 224
+    if p_format:
+        preset, reference = "none", "hendrycks"  # the P scripts have no presets; recorded as such
+    else:
+        if preset == "auto":
+            preset = _AUTO_PRESET.get(fmt) or {32: "cifar", 64: "tinyimagenet"}.get(side, "imagenet")
+        preset = check_preset(preset)
+        reference = "hendrycks" if reference == "auto" else check_reference(reference)
 
     size = BLOCK_IMAGES[fmt] if block_images is None else check_count(block_images, "block_images", minimum=1)
     out_dir = Path(out)
@@ -443,6 +529,12 @@ def generate_dataset(
         "reference": reference, "seed": seed, "num_images": len(items), "dtype": dtype,
         "block_images": size,
     }  # fmt: skip
+    if p_format:
+        # CPU and CUDA generators draw different numbers: the generator's device is part of the content
+        arguments = {
+            "data": data, "format": fmt, "perturbations": names, "difficulties": sevs, "seed": seed,
+            "num_images": len(items), "block_images": size, "generator_device": dev.type,
+        }  # fmt: skip
     result = GenerateResult(out=out_dir, shard=shard)
 
     if (out_dir / MANIFEST_NAME).is_file():  # finished earlier: same arguments means nothing to do
@@ -468,7 +560,7 @@ def generate_dataset(
         atomic_write_text(run_file, json.dumps(arguments, sort_keys=True))
 
     n_blocks = math.ceil(len(items) / size)
-    units = [(c, s) for c in names for s in sevs]
+    units = p_sets if p_format else [(c, s) for c in names for s in sevs]
     mine = [b for b in range(n_blocks) if b % shard[1] == shard[0]]
     todo = {b: [u for u in units if not layout.unit_done(*u, b)] for b in mine}
     todo = {b: u for b, u in todo.items() if u or not layout.block_record(b).is_file()}
@@ -487,6 +579,26 @@ def generate_dataset(
             record = {"good": good, "labels": [items[k].label for k in good], "bad": block["bad"]}
             if not layout.block_record(b).is_file():
                 atomic_write_text(layout.block_record(b), json.dumps(record, sort_keys=True))
+            if p_format:
+                for c, s in todo[b]:
+                    name = c if s == 1 else c[: -len(f"_{s}")]
+                    seqs = _perturb_block(
+                        list(block["images"]), good, name, s, seed=seed, variant=P_VARIANTS[fmt], device=dev,
+                        batch_size=batch_size,
+                    )  # fmt: skip
+                    if fmt == "cifar-p":
+                        arr = np.stack(seqs) if seqs else np.empty((0, 0, 0, 0, 3), np.uint8)
+                        atomic_save(layout.part(c, s, b), arr, save=_save_npy)
+                    else:
+                        rels = [f"{c}/{Path(items[k].out_name).with_suffix('.mp4').as_posix()}" for k in good]
+                        noise = [is_noise(name)] * len(seqs)
+                        digests = list(pool.map(_write_mp4, [out_dir / r for r in rels], seqs, noise))
+                        atomic_write_text(
+                            layout.unit_record(c, s, b), json.dumps(dict(zip(rels, digests)), sort_keys=True)
+                        )
+                    result.images += len(good)
+                    bar.update(len(block["good"]) + len(block["bad"]))
+                continue
             x = block["images"].to(dev)
             keys = [items[k].key for k in good]
             for c, s in todo[b]:
@@ -512,7 +624,7 @@ def generate_dataset(
             dist.init_process_group(backend="gloo")
         dist.barrier()  # every rank's units are on disk
         if shard[0] == 0:
-            result.complete = _finalize(layout, items, names, sevs, n_blocks, arguments, result)
+            result.complete = _finalize(layout, items, units, n_blocks, arguments, result)
         dist.barrier()
         result.complete = (out_dir / MANIFEST_NAME).is_file()
         if created:
@@ -522,7 +634,7 @@ def generate_dataset(
         pending += sum(1 for b in range(n_blocks) if not layout.block_record(b).is_file())
         result.pending_units = pending
         if pending == 0:
-            result.complete = _finalize(layout, items, names, sevs, n_blocks, arguments, result)
+            result.complete = _finalize(layout, items, units, n_blocks, arguments, result)
     return _finish(result, start, skip_bad)
 
 
@@ -540,15 +652,28 @@ def _finish(result: GenerateResult, start: float, skip_bad: bool) -> GenerateRes
 
 
 def _finalize(
-    layout: _Layout, items: list[_Item], names: list[str], sevs: list[int], n_blocks: int,
-    arguments: dict[str, Any], result: GenerateResult,
+    layout: _Layout, items: list[_Item], units: list[tuple[str, int]], n_blocks: int, arguments: dict[str, Any],
+    result: GenerateResult,
 ) -> bool:  # fmt: skip
-    """Every unit is done: assemble the .npy files (cifar-c), write the manifest, drop the state folder."""
+    """Every unit is done: assemble the .npy files (cifar-c, cifar-p), write the manifest, drop the state folder."""
     records = [json.loads(layout.block_record(b).read_text()) for b in range(n_blocks)]
     good = [k for r in records for k in r["good"]]
     bad = [x for r in records for x in r["bad"]]
     files: dict[str, str] = {}
-    if layout.fmt == "cifar-c":
+    names = list(dict.fromkeys(c for c, _ in units))
+    sevs = sorted({s for _, s in units})
+    if layout.fmt == "cifar-p":
+        for c, s in units:
+            final = layout.final_npy(c)
+            if not final.is_file():
+                parts = [np.load(layout.part(c, s, b), mmap_mode="r") for b in range(n_blocks)]
+                shape = next((p.shape[1:] for p in parts if p.shape[0]), (0, 0, 0, 3))
+                _assemble(final, [parts], (len(good), *shape))
+            files[final.name] = sha256_file(final)
+        labels = np.array([items[k].label for k in good], dtype=np.int64)
+        atomic_save(layout.out / "labels.npy", labels, save=_save_npy)
+        files["labels.npy"] = sha256_file(layout.out / "labels.npy")
+    elif layout.fmt == "cifar-c":
         labels = np.array([items[k].label for k in good], dtype=np.int64)
         shape = None
         for c in names:
@@ -563,15 +688,14 @@ def _finalize(
         atomic_save(layout.out / "labels.npy", tiled, save=_save_npy)
         files["labels.npy"] = sha256_file(layout.out / "labels.npy")
     else:
-        for c in names:
-            for s in sevs:
-                for b in range(n_blocks):
-                    files.update(json.loads(layout.unit_record(c, s, b).read_text()))
+        for c, s in units:
+            for b in range(n_blocks):
+                files.update(json.loads(layout.unit_record(c, s, b).read_text()))
     header = {
         "generator": "augrobust generate",
         "versions": _versions(),
         "arguments": arguments,
-        "seed_rule": SEED_RULE,
+        "seed_rule": P_SEED_RULE if layout.fmt in P_FORMATS else SEED_RULE,
         "images_per_severity": len(good),
         "bad_sources": bad,
     }
