@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from augrobust import functional, v2
     from augrobust.corruptions import corrupt, get_corruption_names, sample_corruption_params
     from augrobust.evaluation import evaluate
-    from augrobust.perturbation_eval import evaluate_perturbations
+    from augrobust.perturbation_eval import evaluate_perturbation_files, evaluate_perturbations
     from augrobust.perturbations import perturb
     from augrobust.report import CorruptionReport
     from augrobust.transforms import (
@@ -60,6 +60,7 @@ __all__ = [
     "__version__",
     "corrupt",
     "evaluate",
+    "evaluate_perturbation_files",
     "evaluate_perturbations",
     "functional",
     "get_corruption_names",
@@ -81,7 +82,7 @@ _LAZY: dict[str, str] = {
         "augrobust.transforms",
     ),
     "perturb": "augrobust.perturbations",
-    "evaluate_perturbations": "augrobust.perturbation_eval",
+    **dict.fromkeys(("evaluate_perturbation_files", "evaluate_perturbations"), "augrobust.perturbation_eval"),
 }  # fmt: skip
 
 

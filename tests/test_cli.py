@@ -385,3 +385,20 @@ def test_eval_benchmark_p_writes_a_perturbation_report_equal_to_the_python_one(t
     assert "| FP (%) |" in capsys.readouterr().out
     assert main(["eval", "--benchmark", "p", "--checkpoint", str(checkpoint), "--baseline", "alexnet",
                  "--out", str(tmp_path / "q"), "--no-figures"]) == 2  # fmt: skip
+
+
+def test_eval_benchmark_p_from_generated_cifar_p_files_equals_on_the_fly(tmp_path, checkpoint, capsys):
+    # `augrobust generate --format cifar-p` then `augrobust eval --benchmark p --p-root` gives the report that
+    # `augrobust eval --benchmark p` makes on the fly from the same images (CIFAR-P arrays are lossless).
+    from augrobust.perturbation_eval import PerturbationReport
+
+    files = tmp_path / "cifar-p"
+    assert main(["generate", "--data", "synthetic:10", "--format", "cifar-p", "--out", str(files), "--num-images",
+                 "2", "--quiet"]) == 0  # fmt: skip
+    common = ["eval", "--benchmark", "p", "--checkpoint", str(checkpoint), "--batch-size", "2", "--no-figures", "--quiet"]
+    assert main([*common, "--p-root", str(files), "--out", str(tmp_path / "from_files")]) == 0
+    assert main([*common, "--data", "synthetic:10", "--num-images", "2", "--out", str(tmp_path / "on_the_fly")]) == 0
+    from_files = PerturbationReport.load_json(tmp_path / "from_files" / "report.json").to_dict()
+    on_the_fly = PerturbationReport.load_json(tmp_path / "on_the_fly" / "report.json").to_dict()
+    assert from_files["results"] and from_files["results"] == on_the_fly["results"]
+    assert main([*common, "--p-root", str(files), "--benchmark", "c", "--out", str(tmp_path / "x")]) == 2

@@ -57,6 +57,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="c: ImageNet-C-style corruptions (errors, CE); p: ImageNet-P-style perturbation sequences on the fly "
         "(flip probability, top-5 distance; --baseline is then another model's P report.json or none)",
     )  # fmt: skip
+    p.add_argument(
+        "--p-root", default=None, metavar="DIR",
+        help="with --benchmark p: read the sequences from this folder (`augrobust generate --format cifar-p|"
+        "imagenet-p|tinyimagenet-p` output, or a released CIFAR-10-P / ImageNet-P folder) instead of making them",
+    )  # fmt: skip
+    p.add_argument(
+        "--p-format", default=None, choices=("cifar-p", "imagenet-p", "tinyimagenet-p"),
+        help="with --p-root: the layout of a folder that has no augrobust manifest (default: from the manifest)",
+    )  # fmt: skip
     p.add_argument("--checkpoint", default=None, metavar="PATH", help="checkpoint written by `augrobust train`")
     p.add_argument(
         "--model", default=None, metavar="LIB:NAME",
@@ -134,6 +143,10 @@ def run(args: argparse.Namespace) -> int:
         model = load_model_spec(args.model, weights=args.weights, num_classes=args.num_classes or 1000).to(args.device)
         name = args.name or args.model
     out = check_output_dir(args.out)
+    if args.p_root is not None or args.p_format is not None:
+        if args.benchmark != "p" or args.p_root is None:
+            raise AugrobustValueError("--p-root DIR (and --p-format) go with --benchmark p.")
+        return _run_perturbation_files(args, model, out, name)
     num_classes = int(config["num_classes"]) if config else (args.num_classes or 1000)
     image_size = args.image_size or config.get("image_size")
     # The synthetic test split of the training run: its seed is the trainer's (any seed's test split is
@@ -190,24 +203,53 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _p_baseline(args: argparse.Namespace) -> Any:
+    """``--baseline`` for ``--benchmark p``: another model's P report.json, or none (no invented constants)."""
+    from augrobust.perturbation_eval import PerturbationReport
+
+    if args.baseline in ("auto", "none"):
+        return None
+    if args.baseline == "alexnet":
+        raise AugrobustValueError(
+            "--benchmark p has no published AlexNet constants in the reference code; give another model's "
+            "P report.json as --baseline, or none."
+        )
+    return PerturbationReport.load_json(args.baseline)
+
+
+def _write_p_report(report: Any, baseline: Any, out: Any, what: str) -> int:
+    written = [report.save_json(out / "report.json"), report.save_markdown(out / "report.md", baseline)]
+    sys.stdout.write(report.to_markdown(baseline))
+    sys.stdout.write(f"\nwrote {', '.join(str(p) for p in written)} ({what})\n")
+    return 0
+
+
+def _run_perturbation_files(args: argparse.Namespace, model: Any, out: Any, name: str | None) -> int:
+    """``--benchmark p --p-root DIR``: the sequences read from files."""
+    from augrobust.models import Normalized, parse_normalize
+    from augrobust.perturbation_eval import evaluate_perturbation_files
+
+    baseline = _p_baseline(args)
+    normalize = parse_normalize(args.normalize)
+    if normalize is not None:
+        model = Normalized(model, *normalize)
+    report = evaluate_perturbation_files(
+        model, args.p_root, format=args.p_format, batch_size=args.batch_size, device=args.device, baseline=baseline
+    )
+    return _write_p_report(report, baseline, out, f"{name}, from {args.p_root}")
+
+
 def _run_perturbations(args: argparse.Namespace, model: Any, data: Any, out: Any, name: str | None) -> int:
     """``--benchmark p``: flip probability and top-5 distance on the fly, written as report.json / report.md."""
     from augrobust.data import CorruptedBenchmark
     from augrobust.models import Normalized, parse_normalize
-    from augrobust.perturbation_eval import PerturbationReport, evaluate_perturbations
+    from augrobust.perturbation_eval import evaluate_perturbations
 
     if isinstance(data, CorruptedBenchmark):
         raise AugrobustValueError(
             f"--benchmark p makes its sequences from clean images; --data {args.data!r} is a pre-made corrupted set."
         )
-    baseline = None
-    if args.baseline not in ("auto", "none"):
-        if args.baseline == "alexnet":
-            raise AugrobustValueError(
-                "--benchmark p has no published AlexNet constants in the reference code; give another model's "
-                "P report.json as --baseline, or none."
-            )
-        baseline = PerturbationReport.load_json(args.baseline)
+    baseline = _p_baseline(args)
     normalize = parse_normalize(args.normalize)
     if normalize is not None:
         model = Normalized(model, *normalize)
@@ -217,10 +259,7 @@ def _run_perturbations(args: argparse.Namespace, model: Any, data: Any, out: Any
         model, data, variant=variant, batch_size=args.batch_size, device=args.device, seed=args.seed,
         baseline=baseline,
     )  # fmt: skip
-    written = [report.save_json(out / "report.json"), report.save_markdown(out / "report.md", baseline)]
-    sys.stdout.write(report.to_markdown(baseline))
-    sys.stdout.write(f"\nwrote {', '.join(str(p) for p in written)} ({name}, variant {variant})\n")
-    return 0
+    return _write_p_report(report, baseline, out, f"{name}, variant {variant}")
 
 
 def _names(value: Any) -> list[str]:
