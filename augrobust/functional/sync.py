@@ -95,6 +95,9 @@ HOST_SYNC_EXCEPTIONS: dict[str, str] = {
     "corruptions/motion_blur:motion_blur_batch": (
         "the public per-(radius, sigma) helper; the registered kernel uses the preset table"
     ),
+    "corruptions/motion_blur:_motion_blur_slices": (
+        "eager CPU only (host_reads_ok): per-image slices instead of gathers; other devices and compile gather"
+    ),
     "corruptions/pixelate:pixelate": (
         "eager CPU groups by severity (host_reads_ok); other devices and compile run all 5 sizes"
     ),
