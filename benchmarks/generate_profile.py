@@ -97,7 +97,8 @@ def main() -> None:
                   + " ".join(f"{v['ours_ms']:.1f}" for v in row.values()), flush=True)  # fmt: skip
     res = {"dtype": args.dtype, "images": args.images, "ref_images": args.ref_images, "load": os.getloadavg(),
            "decode_resize_ms": 1e3 * decode, "jpeg_encode_write_ms": 1e3 * encode, "corruptions": rows}  # fmt: skip
-    print(f"decode+resize {1e3 * decode:.2f} ms/img, jpeg encode+write {1e3 * encode:.2f} ms/img, load {os.getloadavg()}")
+    print(f"decode+resize {1e3 * decode:.2f} ms/img, jpeg encode+write {1e3 * encode:.2f} ms/img, "
+          f"load {os.getloadavg()}")
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))
 
