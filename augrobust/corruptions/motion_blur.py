@@ -37,7 +37,7 @@ from augrobust.corruptions._spec import CorruptionSpec, register
 from augrobust.errors import AugrobustTypeError, AugrobustValueError
 from augrobust.functional.filters import fft_size
 from augrobust.functional.precision import autocast_exempt
-from augrobust.functional.sync import constant_table
+from augrobust.functional.sync import constant_table, host_reads_ok
 
 __all__ = [
     "TABLES",
@@ -62,6 +62,10 @@ TABLES: dict[str, tuple[tuple[int, float], ...]] = {
 # Elements per chunk of the batch: the 2r+1 passes over a chunk stay in cache (measured ~5x faster
 # than whole-batch passes at 64x3x224x224); the chunking depends on the shape only, no host sync.
 _CHUNK_ELEMENTS = 1 << 20
+
+# Rows per band of the eager CPU path: one band's accumulator, tap buffer and source rows stay in L2 (measured at
+# 224 px float64: 64-row bands ~2x faster than whole images, ~4x faster than the batched gathers).
+_BAND_ROWS = 64
 
 # Below this many pixels per image the gathers are as fast as the FFT (measured at 32 px, where the
 # FFT pads a 32 px image to 94 px), so the float32 FFT path starts here.
@@ -195,6 +199,8 @@ def motion_blur_taps(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor,
             index = (base + offset[:, i : i + 1]).unsqueeze(1).expand(b, c, h * w)
             acc = acc + flat.gather(2, index) * weights[:, i].view(b, 1, 1)
         return acc.view(b, c, h, w)
+    if host_reads_ok(x.device):
+        return _motion_blur_slices(x, weights, sy.clamp(-py, py), sx.clamp(-px, px), py, px)
     chunk = cache_chunk(x.device, _CHUNK_ELEMENTS, c * h * w)
     out = torch.empty(b, c, h * w, dtype=x.dtype, device=x.device)
     for start in range(0, b, chunk):  # fixed by the shape: no sync
@@ -210,6 +216,31 @@ def motion_blur_taps(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor,
             torch.gather(flat, 2, index.unsqueeze(1).expand(n, c, h * w), out=tap)
             acc.add_(tap.mul_(weights[start:stop, i].view(n, 1, 1)))  # mul, then add: no FMA
     return out.view(b, c, h, w)
+
+
+def _motion_blur_slices(
+    x: torch.Tensor, weights: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, py: int, px: int
+) -> torch.Tensor:
+    """Eager CPU form of :func:`motion_blur_taps`: per image, each tap is a slice of the padded image, as the reference.
+
+    The same products and the same tap-order sums (bit-identical to the gathers), without gathers: the shifts and
+    weights are read on the host (no device sync on the CPU), and taps of weight 0 (beyond the kernel's width or
+    after the reference's ``break``) are skipped: the reference never adds them, the gathers add an exact 0.
+    """
+    b, c, h, w = x.shape
+    out = torch.empty_like(x)
+    weight_rows, sy_rows, sx_rows = weights.tolist(), sy.tolist(), sx.tolist()
+    tap = torch.empty(c, min(_BAND_ROWS, h), w, dtype=x.dtype)
+    for j in range(b):
+        taps = [(wt, py + dy, px + dx) for wt, dy, dx in zip(weight_rows[j], sy_rows[j], sx_rows[j]) if wt != 0.0]
+        padded = F.pad(x[j : j + 1], (px, px, py, py), mode="replicate")[0]
+        for r0 in range(0, h, _BAND_ROWS):
+            rows = min(h, r0 + _BAND_ROWS) - r0
+            acc, buf = out[j, :, r0 : r0 + rows], tap[:, :rows]
+            acc.zero_()
+            for wt, top, left in taps:
+                acc.add_(torch.mul(padded[:, top + r0 : top + r0 + rows, left : left + w], wt, out=buf))
+    return out
 
 
 def motion_blur_fft(x: torch.Tensor, kernel: torch.Tensor, width: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:

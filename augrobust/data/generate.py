@@ -332,6 +332,10 @@ def _corruption_names(corruptions: str | Sequence[str]) -> list[str]:
     return names
 
 
+# Elements per corruption call on the CPU (~2.5 MB of float64: 2 images at 224 px, 104 at 32 px).
+_CPU_CALL_ELEMENTS = 320_000
+
+
 def _corrupt_block(
     x: torch.Tensor, keys: list[str], name: str, severity: int, *, seed: int, preset: str, reference: str,
     device: torch.device, dtype: torch.dtype, batch_size: int, frost_dir: str | None,
@@ -349,11 +353,14 @@ def _corrupt_block(
     ]  # fmt: skip
     params = {k: torch.cat([p[k] for p in per_image]).to(device) for k in (per_image[0] if per_image else {})}
     outs = []
-    for i in range(0, x.shape[0], batch_size):
-        xf = x[i : i + batch_size].to(dtype).div_(255.0)
+    # On the CPU, cache-sized calls: the kernels' whole-batch passes then stay in L2 (224 px float64: 1.2-1.9x
+    # faster per corruption with 2 images per call than with 16). The bytes do not depend on it (per-image params).
+    step = batch_size if device.type != "cpu" else min(batch_size, max(1, _CPU_CALL_ELEMENTS // math.prod(x.shape[1:])))
+    for i in range(0, x.shape[0], step):
+        xf = x[i : i + step].to(dtype).div_(255.0)
         y = augrobust.corrupt(
             xf, name, severity, preset=preset, reference=reference,
-            params={k: v[i : i + batch_size] for k, v in params.items()}, frost_dir=frost_dir,
+            params={k: v[i : i + step] for k, v in params.items()}, frost_dir=frost_dir,
         )  # fmt: skip
         # np.uint8(clip(y, 0, 1) * 255): a floor, as the reference.
         outs.append(y.mul(255.0).floor_().clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1).cpu())

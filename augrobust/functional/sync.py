@@ -89,11 +89,17 @@ HOST_SYNC_EXCEPTIONS: dict[str, str] = {
     "corruptions/frost:_texture_stack": (
         "texture sizes checked and padded once per (size, preset) when the cache is built"
     ),
+    "corruptions/gaussian_blur:gaussian_blur": (
+        "eager CPU only (host_reads_ok): drops the tap pairs that are zero for the whole batch"
+    ),
     "corruptions/glass_blur:glass_shuffle_index": (
         "early stop of pointer doubling, eager CPU only (host_reads_ok); fixed rounds otherwise"
     ),
     "corruptions/motion_blur:motion_blur_batch": (
         "the public per-(radius, sigma) helper; the registered kernel uses the preset table"
+    ),
+    "corruptions/motion_blur:_motion_blur_slices": (
+        "eager CPU only (host_reads_ok): per-image slices instead of gathers; other devices and compile gather"
     ),
     "corruptions/pixelate:pixelate": (
         "eager CPU groups by severity (host_reads_ok); other devices and compile run all 5 sizes"
