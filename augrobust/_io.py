@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -26,6 +26,7 @@ from augrobust.errors import AugrobustValueError
 
 __all__ = [
     "atomic_open",
+    "atomic_path",
     "atomic_save",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -48,6 +49,22 @@ def _target(path: str | os.PathLike[str], *, make_parents: bool) -> Path:
     return target
 
 
+def _create_temporary(target: Path) -> tuple[int, str]:
+    """A new file beside ``target`` with the permissions of any new file (``0o666`` less the umask).
+
+    ``tempfile.mkstemp`` would make it ``0o600``, and ``os.replace`` keeps that: checkpoints, reports and
+    generated datasets would then be unreadable to the user's group.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = str(target.parent / f".{target.name}.{secrets.token_hex(6)}{_SUFFIX}")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file beside {str(target)!r}")
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], *, make_parents: bool = True) -> Iterator[IO[bytes]]:
     """A binary file object whose content appears under ``path`` only when the ``with`` block ends cleanly.
@@ -61,11 +78,37 @@ def atomic_open(path: str | os.PathLike[str], *, make_parents: bool = True) -> I
         b'abc'
     """
     target = _target(path, make_parents=make_parents)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=_SUFFIX, dir=target.parent)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], *, make_parents: bool = True) -> Iterator[Path]:
+    """A temporary path to write ``path``'s content to (for writers that need a path, e.g. a NumPy memmap); it
+    is fsynced and renamed to ``path`` only when the ``with`` block ends cleanly.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     with atomic_path(f"{d}/a.npy") as tmp:
+        ...         np.save(open(tmp, "wb"), np.arange(3))
+        ...     np.load(f"{d}/a.npy").tolist()
+        [0, 1, 2]
+    """
+    target = _target(path, make_parents=make_parents)
+    fd, tmp = _create_temporary(target)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:

@@ -53,7 +53,6 @@ import math
 import os
 import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +66,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from augrobust._checks import check_bool, check_choice, check_count, check_preset, check_reference, check_severities
-from augrobust._io import atomic_save, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from augrobust._io import atomic_path, atomic_save, atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from augrobust._progress import progress_bar
 from augrobust.data.canonical import SEED_RULE, canonical_generator
 from augrobust.data.folder import ImageFolderDataset
@@ -721,9 +720,7 @@ def _remove_temporaries(out: Path, files: dict[str, str]) -> None:
 
 def _assemble(final: Path, parts: list[list[np.ndarray]], shape: tuple[int, ...]) -> None:
     """Copy the parts, severity by severity, into a memory-mapped .npy under a temporary name, then rename it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    try:
+    with atomic_path(final) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         row = 0
         for sev_parts in parts:
@@ -732,9 +729,3 @@ def _assemble(final: Path, parts: list[list[np.ndarray]], shape: tuple[int, ...]
                 row += p.shape[0]
         arr.flush()
         del arr
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
