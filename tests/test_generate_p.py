@@ -7,11 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from augrobust.data.perturbation_files import encode_mp4, read_cifar_p, read_mp4
 from augrobust.errors import AugrobustValueError
 from augrobust.perturbation_eval import evaluate_perturbation_files, evaluate_perturbations
 from augrobust.perturbations import frame_count, perturb, perturbation_generators
+from tests.processes import run_and_kill_when
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -259,17 +258,7 @@ def test_cifar_p_sigkill_at_several_moments_then_rerun_equals_uninterrupted(tmp_
     every = 1 + 10 + 4 * 10  # run.json, 10 block records, 4 sets x 10 blocks
     kills = 0
     for threshold in (0, 4, 15, 30, every):
-        proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and _state_files(out) < threshold and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if threshold == 0:
-            time.sleep(0.3)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+        kills += run_and_kill_when([sys.executable, str(script), str(out)], env, lambda: _state_files(out), threshold)
         for p in out.rglob("*.npy"):  # nothing partial under a final name
             if not p.name.endswith(".tmp"):
                 np.load(p)

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.processes import run_and_kill_when
 
 _SCRIPT = textwrap.dedent(
     """
@@ -76,17 +76,8 @@ def test_sigkill_at_several_moments_then_rerun_equals_uninterrupted(tmp_path: Pa
     # 12 block records and every unit: the final assembly and manifest are then under way), each time on the rerun.
     every = 1 + 12 + (3 if fmt == "cifar-c" else 2) * 5 * 12
     for threshold in (0, 3, 10, 25, every):
-        proc = subprocess.Popen([sys.executable, str(script), fmt, str(out)], env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and _finished_units(out) < threshold and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if threshold == 0:
-            time.sleep(0.3)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+        argv = [sys.executable, str(script), fmt, str(out)]
+        kills += run_and_kill_when(argv, _env(), lambda: _finished_units(out), threshold)
         _check_no_partial_file(out)  # a kill after the manifest was written (during the clean-up) is allowed
     assert kills >= 3  # the kills really interrupted runs
     final = subprocess.run([sys.executable, str(script), fmt, str(out)], capture_output=True, text=True, env=_env())

@@ -17,23 +17,10 @@ import pytest
 import torch
 
 from augrobust.errors import AugrobustValueError
-from augrobust.transforms.registry import transform_registry
+from tests.registry_cases import LABELS, REGISTRY, SIZE, images
 from tests.test_kernels_autograd import FLOAT32_INTERNALS
 
 pytestmark = pytest.mark.filterwarnings("error")  # a warning from any check is a failure
-
-REGISTRY = transform_registry()
-LABELS = sorted(REGISTRY)
-SIZE = 32
-
-
-def images(batch: int = 3, dtype: torch.dtype = torch.float32, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, SIZE), torch.linspace(0, 1, SIZE), indexing="ij")
-    x = (0.6 * torch.stack([xx, yy, (xx + yy) / 2]) + 0.2 + 0.2 * torch.rand(batch, 3, SIZE, SIZE, generator=g))
-    x = x.clamp(0, 1)
-    return (x * 255).round().to(torch.uint8) if dtype == torch.uint8 else x.to(dtype)
-
 
 @pytest.fixture(params=LABELS)
 def entry(request):
