@@ -202,7 +202,7 @@ def test_a_pil_dataset_and_a_dataloader_work(resnet):
 
 
 def test_ece_equals_torchmetrics():
-    torchmetrics = pytest.importorskip("torchmetrics")  # a dev dependency: installed wherever the tests run
+    import torchmetrics  # a dev dependency: a missing one fails, never skips
     torch.manual_seed(0)
     logits, labels = torch.randn(300, 7) * 3, torch.randint(0, 7, (300,))
     ours = ece_from_bins(ece_bin_stats(logits[:100], labels[:100]) + ece_bin_stats(logits[100:], labels[100:]))
@@ -257,7 +257,7 @@ def test_model_specs_load_plain_state_dicts_and_refuse_wrong_ones(tmp_path, resn
         load_model_spec("torchvision:resnet18", weights=weights, num_classes=1000)
     with pytest.raises(AugrobustValueError, match="torchvision:NAME"):
         load_model_spec("resnet18")
-    timm = pytest.importorskip("timm")  # a dev dependency
+    import timm  # a dev dependency: a missing one fails, never skips
     assert timm.__name__ == "timm"
     assert load_model_spec("timm:resnet18", num_classes=7)(x).shape == (2, 7)
 
