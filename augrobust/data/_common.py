@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from augrobust.errors import AugrobustFileNotFoundError
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
 
-__all__ = ["DatasetFileNotFoundError", "require_dir", "require_file"]
+from augrobust.errors import AugrobustFileNotFoundError, AugrobustValueError
+
+__all__ = ["DatasetFileNotFoundError", "read_rgb", "require_dir", "require_file"]
 
 
 class DatasetFileNotFoundError(AugrobustFileNotFoundError):
@@ -27,3 +32,18 @@ def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise DatasetFileNotFoundError(f"{what} not found: {str(path)!r}.")
     return path
+
+
+def read_rgb(path: Path, prepare: Callable[[Image.Image], Image.Image] | None = None) -> torch.Tensor:
+    """Decode ``path`` as RGB, apply ``prepare`` (a resize or crop) and return a ``(3, H, W)`` uint8 tensor.
+
+    Raises:
+        AugrobustValueError: the file cannot be decoded (the message names it).
+    """
+    try:
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+            arr = np.array(prepare(rgb) if prepare is not None else rgb, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as e:
+        raise AugrobustValueError(f"cannot decode image {str(path)!r}: {e}") from e
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from augrobust._checks import check_count
-from augrobust.data._common import require_dir
+from augrobust.data._common import read_rgb, require_dir
 from augrobust.errors import AugrobustValueError
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset"]
@@ -93,12 +92,9 @@ class ImageFolderDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                if self.size is not None and im.size != (self.size[1], self.size[0]):
-                    im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
-                arr = np.asarray(im, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as e:
-            raise AugrobustValueError(f"cannot decode image {str(path)!r}: {e}") from e
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), label
+        return read_rgb(path, self._resize), label
+
+    def _resize(self, im: Image.Image) -> Image.Image:
+        if self.size is None or im.size == (self.size[1], self.size[0]):
+            return im
+        return im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)

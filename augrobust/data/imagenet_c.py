@@ -25,14 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from augrobust._checks import check_count, check_severity
 from augrobust._corruption_names import CORRUPTION_ORDER
-from augrobust.data._common import DatasetFileNotFoundError, require_dir
+from augrobust.data._common import DatasetFileNotFoundError, read_rgb, require_dir
 from augrobust.data.npy import CorruptedNpyDataset, available_npy_corruptions
 from augrobust.errors import AugrobustValueError
 
@@ -161,12 +160,7 @@ class ImageNetCFolder(Dataset[tuple[torch.Tensor, int]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.samples[index]
-        try:
-            with Image.open(path) as im:
-                arr = np.asarray(_center_crop(im.convert("RGB"), self.crop, path), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as e:
-            raise AugrobustValueError(f"cannot decode image {str(path)!r}: {e}") from e
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), label
+        return read_rgb(path, lambda im: _center_crop(im, self.crop, path)), label
 
 
 class ImageNetC(CorruptedBenchmark):
