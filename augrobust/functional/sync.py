@@ -125,7 +125,11 @@ HOST_SYNC_EXCEPTIONS: dict[str, str] = {
     "functional/filters:gaussian_blur_nearest": (
         "the public blur helper builds a per-sigma kernel table from the sigma values"
     ),
-    "functional/jpeg:_code": (
+    "functional/filters:_filter_scipy": (
+        "method='scipy' is SciPy on CPU tensors in eager mode only (spatter's large-image CPU path); "
+        "other devices and compile use the torch taps"
+    ),
+    "functional/jpeg:_code_into": (
         "JPEG is Pillow's libjpeg on the host (a custom op under torch.compile)"
     ),
     "functional/jpeg:_qualities": (
