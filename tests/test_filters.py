@@ -136,3 +136,22 @@ def test_bad_arguments_raise_augrobust_errors():
         gaussian_blur_nearest(torch.rand(1, 3, 8, 8), 1.0, method="fft")
     with pytest.raises(AugrobustError):
         separable_filter_nearest(torch.rand(1, 3, 8, 8), torch.ones(1, 4))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_scipy_method_equals_the_direct_taps_in_float64_and_scipy_in_float32(size):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 2, *size, generator=gen, dtype=torch.float64)
+    table = gaussian_kernels([0.7, 2.0, 0.0])
+    assert torch.equal(separable_filter_nearest(x, table, method="scipy"), separable_filter_nearest(x, table, method="direct"))
+    x32 = x.float()
+    got = separable_filter_nearest(x32, table, method="scipy")
+    assert got.dtype == torch.float32
+    for b, sigma in enumerate((0.7, 2.0, 0.0)):  # SciPy stores each pass in float32 with float64 weights
+        expected = skimage.filters.gaussian(x32[b].numpy(), sigma, mode="nearest", truncate=4.0, channel_axis=0)
+        assert np.array_equal(got[b].numpy(), expected.astype(np.float32)), sigma
+
+
+def test_scipy_method_refuses_tensors_scipy_cannot_read():
+    with pytest.raises(AugrobustError, match="CPU tensors in eager mode"):
+        separable_filter_nearest(torch.zeros(1, 1, 4, 4, device="meta"), gaussian_kernels([1.0]), method="scipy")

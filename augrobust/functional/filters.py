@@ -242,10 +242,11 @@ def separable_filter_nearest(x: torch.Tensor, weights: torch.Tensor, *, method: 
     Args:
         x: ``(B, C, H, W)`` float tensor.
         weights: ``(B, 2R + 1)`` symmetric kernels (e.g. rows of :func:`gaussian_kernels`), any float
-            dtype; converted to ``x``'s dtype and device.
+            dtype; converted to ``x``'s dtype and device (to float64 for ``"scipy"``, as SciPy does).
         method: ``"matmul"`` (banded matrices, fast), ``"direct"`` (SciPy's accumulation order,
-            bit-identical to SciPy in float64) or ``"auto"`` (``"direct"`` for float64, else
-            ``"matmul"``).
+            bit-identical to SciPy in float64), ``"scipy"`` (SciPy itself, per image plane on torch's CPU
+            threads: CPU tensors in eager mode only; each pass stored in ``x``'s dtype, as SciPy does) or
+            ``"auto"`` (``"direct"`` for float64, else ``"matmul"``).
 
     Returns:
         The filtered tensor, same shape and dtype as ``x``.
@@ -257,6 +258,8 @@ def separable_filter_nearest(x: torch.Tensor, weights: torch.Tensor, *, method: 
         torch.Size([2, 3, 8, 8])
     """
     _check_input(x, weights)
+    if method == "scipy":  # SciPy's weights are float64 whatever the image's dtype
+        return _filter_scipy(x, weights.to(torch.float64))
     weights = weights.to(device=x.device, dtype=x.dtype)
     if method == "auto":
         method = "direct" if x.dtype == torch.float64 else "matmul"
@@ -264,7 +267,31 @@ def separable_filter_nearest(x: torch.Tensor, weights: torch.Tensor, *, method: 
         return _filter_matmul(x, weights)
     if method == "direct":
         return _filter_direct(x, weights)
-    raise AugrobustValueError(f"method must be 'auto', 'matmul' or 'direct', got {method!r}.")
+    raise AugrobustValueError(f"method must be 'auto', 'matmul', 'direct' or 'scipy', got {method!r}.")
+
+
+def _filter_scipy(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """SciPy's own ``correlate1d`` per image plane, on torch's CPU threads (SciPy filters without the GIL)."""
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
+        raise AugrobustValueError("method='scipy' runs SciPy on CPU tensors in eager mode; use 'direct' elsewhere.")
+    import scipy.ndimage
+
+    from augrobust.functional.host import host_map
+
+    b, c = x.shape[:2]
+    source = x.detach().contiguous().numpy()
+    out = torch.empty(x.shape, dtype=x.dtype)
+    target = out.numpy()
+    taps = weights.detach().cpu().numpy()
+    kernels = [row[np.flatnonzero(row).min() : np.flatnonzero(row).max() + 1] if row.any() else row for row in taps]
+
+    def filter_plane(i: int) -> None:
+        n, ch = divmod(i, c)
+        rows = scipy.ndimage.correlate1d(source[n, ch], kernels[n], axis=0, mode="nearest", output=source.dtype)
+        scipy.ndimage.correlate1d(rows, kernels[n], axis=1, mode="nearest", output=target[n, ch])
+
+    host_map(filter_plane, b * c)
+    return out
 
 
 @autocast_exempt
