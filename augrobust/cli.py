@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -68,8 +69,17 @@ def _message(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
+#: torch's CPU allocator backs large tensors with transparent huge pages when this is 1 (read once, when torch
+#: loads). A fresh batch-sized tensor then faults in 2 MB pages: measured 0.20 -> 0.07 ms per 224-px float image
+#: on the dev machine, which is most of the cost of the cheapest corruptions. Set before any command imports
+#: torch; the user's own value wins. Library users can export it themselves (docs/benchmarks.md).
+THP_ENV = "THP_MEM_ALLOC_ENABLE"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``augrobust`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    if "torch" not in sys.modules:
+        os.environ.setdefault(THP_ENV, "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

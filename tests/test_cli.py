@@ -402,3 +402,22 @@ def test_eval_benchmark_p_from_generated_cifar_p_files_equals_on_the_fly(tmp_pat
     on_the_fly = PerturbationReport.load_json(tmp_path / "on_the_fly" / "report.json").to_dict()
     assert from_files["results"] and from_files["results"] == on_the_fly["results"]
     assert main([*common, "--p-root", str(files), "--benchmark", "c", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_the_command_backs_large_tensors_with_huge_pages_unless_the_user_said_otherwise():
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; from augrobust.cli import main\n"
+        "try:\n    main(['bench', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('torch' in sys.modules, os.environ.get('THP_MEM_ALLOC_ENABLE'), file=sys.stderr)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "False 1"  # set before torch loads, where torch reads it
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "THP_MEM_ALLOC_ENABLE": "0"}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.stderr.strip().splitlines()[-1] == "False 0"
