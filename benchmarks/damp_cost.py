@@ -24,6 +24,16 @@ from torch.utils import benchmark
 from augrobust.train import DAMP, build_model
 
 
+def device_sync(device: torch.device):
+    """A function that waits for the work queued on ``device`` (a no-op on the CPU), so that wall times count it."""
+    if device.type == "cpu":
+        return lambda: None
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: one call for CUDA, XPU, MPS...
+    if accelerator is not None and accelerator.is_available():
+        return lambda: accelerator.synchronize(device)
+    return getattr(torch, device.type).synchronize  # torch 2.5: torch.cuda.synchronize and its like
+
+
 def make_step(model, optimizer, x, y, damp):
     def step() -> None:
         logits = damp.forward(model, x) if damp is not None else model(x)
@@ -78,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
         step()  # warm-up (allocator, cuDNN autotune)
         timers[name] = benchmark.Timer(
             stmt="step(); sync()",
-            globals={"step": step, "sync": torch.cuda.synchronize if device.type == "cuda" else (lambda: None)},
+            globals={"step": step, "sync": device_sync(device)},
             num_threads=torch.get_num_threads(),
             timer=timer_fn,
             label="train step",

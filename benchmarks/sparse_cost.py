@@ -16,8 +16,8 @@ step adds :meth:`SparseTraining.optimizer_step`'s re-masking of weights and mome
   interval, so an upper bound of ``ratio_at_interval``.
 
 Dense and DST steps are measured in alternating rounds (so that load on a shared machine hits both alike),
-with ``--timer process`` (CPU time of this process, use it with ``--threads 1``) or wall time (CUDA: with
-synchronisation); medians over the rounds. The load average is recorded.
+with ``--timer process`` (CPU time of this process, use it with ``--threads 1``) or wall time (on a GPU: the
+device is synchronised before each clock reading); medians over the rounds. The load average is recorded.
 
     python benchmarks/sparse_cost.py --arch resnet8_cifar --batch-size 64 --threads 1 --timer process \\
         --json benchmarks/results/sparse_cost_resnet8_cifar_b64_cpu1.json
@@ -54,6 +54,16 @@ def _setup(arch: str, num_classes: int, device: torch.device, algorithm: str | N
     return model, opt, dst
 
 
+def device_sync(device: torch.device):
+    """A function that waits for the work queued on ``device`` (a no-op on the CPU), so that wall times count it."""
+    if device.type == "cpu":
+        return lambda: None
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: one call for CUDA, XPU, MPS...
+    if accelerator is not None and accelerator.is_available():
+        return lambda: accelerator.synchronize(device)
+    return getattr(torch, device.type).synchronize  # torch 2.5: torch.cuda.synchronize and its like
+
+
 def _step(model, opt, dst, x, y) -> None:
     loss = F.cross_entropy(model(x), y)
     opt.zero_grad(set_to_none=True)
@@ -72,7 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--sparsity", type=float, default=0.5)
     p.add_argument("--interval", type=int, default=100, help="update interval the amortised ratio is for")
-    p.add_argument("--check-steps", type=int, default=10, help="steps of the direct check (one update among them); 0 skips it")
+    p.add_argument("--check-steps", type=int, default=10,
+                   help="steps of the direct check (one update among them); 0 skips it")  # fmt: skip
     p.add_argument("--algorithms", nargs="+", default=list(SPARSE_ALGORITHMS), choices=SPARSE_ALGORITHMS)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--rounds", type=int, default=5, help="alternating dense / DST measurement rounds")
@@ -89,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.timer == "process" and device.type != "cpu":
         p.error("--timer process measures CPU time; use it only with --device cpu")
     clock = time.process_time if args.timer == "process" else time.perf_counter
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
 
     def timed(fn, n: int) -> float:
         sync()
