@@ -541,8 +541,12 @@ _SOURCE_WORDS = {
 }
 
 
+def _times(ratio: float) -> str:
+    return f"{ratio:.2f}x" if ratio >= 0.01 else f"{ratio:.2g}x"  # a smoke run's 0.003x is not "0.00x"
+
+
 def _ratio(ours: float | None, ref: float | None) -> str:
-    return f"{ref / ours:.2f}x" if ours and ref else ""
+    return _times(ref / ours) if ours and ref else ""
 
 
 def markdown_table(report: dict[str, Any]) -> str:
@@ -610,8 +614,8 @@ def markdown_table(report: dict[str, Any]) -> str:
                 if not ratios:
                     continue
                 low = min(ratios.values())
-                worst = f"**{low:.2f}x**" if low < 1 else f"{low:.2f}x"  # bold: slower than the reference
-                cells = [f"{ratios[s]:.2f}x" if s in ratios else "" for s in severities]
+                worst = f"**{_times(low)}**" if low < 1 else _times(low)  # bold: slower than the reference
+                cells = [_times(ratios[s]) if s in ratios else "" for s in severities]
                 lines.append(f"| {group.split(':', 1)[-1]} | " + " | ".join(cells) + f" | {worst} |")
     names = meta.get("image_names") or []
     lines.append(
