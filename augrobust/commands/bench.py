@@ -138,8 +138,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     severity = p.add_mutually_exclusive_group()
     severity.add_argument(
         "--severities", type=_severities, default=[3], metavar="S,S,...|all",
-        help="corruption severities to time, comma-separated in 1..5 or 'all'; each corruption row is timed at "
-        "each (the slow references use fewer images: a full 224-px run at all 5 is about 5x the corruption rows' time)",
+        help="corruption severities to time, comma-separated in 1..5 or 'all': augrobust and the reference are timed "
+        "at each (the run's corruption rows take about that many times longer)",
     )  # fmt: skip
     severity.add_argument(
         "--severity", dest="severities", type=_one_severity, metavar="{1..5}", default=argparse.SUPPRESS,
