@@ -344,3 +344,24 @@ def test_elastic_matches_oracle_at_every_kind_of_shape(case: int) -> None:
         params = _elastic_oracle_params(h, w, seed)
         y64 = augrobust.corrupt(_to_tensor(rgb, torch.float64), "elastic_transform", severity, params=params)
         np.testing.assert_array_equal(_floor_uint8(y64), ref, err_msg=f"elastic s{severity} {label} {h}x{w}")
+
+
+def test_pixelate_equals_pillow_at_every_small_size_whichever_upsampling_path_it_takes() -> None:
+    """The CPU kernel upsamples with torch's nearest-exact where a probe shows it picks Pillow's pixels
+    (224 -> 134, ...) and with gathers elsewhere (9 -> 6, 10 -> 8, ...): both must equal Pillow."""
+    from PIL import Image
+
+    rng = np.random.default_rng(9)
+    paths = set()
+    for h, w in [(n, n) for n in range(8, 48)] + [(8, 30), (31, 10), (224, 224)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        for severity in SEVERITIES:
+            c = pixelate_mod.TABLES["imagenet"][severity - 1]
+            sh, sw = max(1, int(h * c)), max(1, int(w * c))
+            idx_h = torch.tensor(pixelate_mod.pillow_nearest_index(sh, h))
+            idx_w = torch.tensor(pixelate_mod.pillow_nearest_index(sw, w))
+            paths.add(pixelate_mod._nearest_exact_picks(sh, sw, h, w, idx_h, idx_w))
+            ref = np.asarray(Image.fromarray(img).resize((sw, sh), Image.BOX).resize((w, h), Image.NEAREST))
+            ours = augrobust.corrupt(torch.from_numpy(img).permute(2, 0, 1), "pixelate", severity)
+            np.testing.assert_array_equal(ours.permute(1, 2, 0).numpy(), ref, err_msg=f"{h}x{w} severity {severity}")
+    assert paths == {True, False}  # both paths were exercised

@@ -130,6 +130,22 @@ def _axis_tables(in_size: int, small: int, upsample: str) -> tuple[torch.Tensor,
     return torch.tensor(owners), inverse, bias, torch.tensor(index)
 
 
+_NEAREST_EXACT: dict[tuple[int, int, int, int], bool] = {}
+
+
+def _nearest_exact_picks(sh: int, sw: int, h: int, w: int, idx_h: torch.Tensor, idx_w: torch.Tensor) -> bool:
+    """Whether torch's CPU ``nearest-exact`` upsampling from ``(sh, sw)`` to ``(h, w)`` picks the pixels of
+    ``idx_h`` x ``idx_w`` (Pillow's). Probed once per size pair on an image of pixel numbers, not assumed:
+    torch computes the source position in float32, Pillow accumulates it in double."""
+    key = (sh, sw, h, w)
+    if key not in _NEAREST_EXACT:
+        numbers = torch.arange(sh * sw, dtype=torch.float32).view(1, 1, sh, sw)  # exact below 2**24
+        picked = torch.nn.functional.interpolate(numbers, size=(h, w), mode="nearest-exact")[0, 0]
+        expected = idx_h.view(-1, 1).to(torch.float32) * sw + idx_w.view(1, -1).to(torch.float32)
+        _NEAREST_EXACT[key] = sh * sw < 1 << 24 and torch.equal(picked, expected)
+    return _NEAREST_EXACT[key]
+
+
 #: Float elements per chunk: small enough that the chunk's temporaries stay in cache (fresh large
 #: allocations cost a page-fault pass each on the CPU).
 _CHUNK_ELEMENTS = 1 << 18
@@ -155,6 +171,7 @@ def _pixelate_group(
     # Pillow >= 13 runs the vertical pass first when the height shrinks by more than twice as many pixels
     # as the width (python-pillow/Pillow#9549); the rounding between the passes makes the order visible.
     vertical_first = h - inv_h.shape[0] > 2 * (w - inv_w.shape[0])
+    nearest_exact = host_reads_ok(x.device) and _nearest_exact_picks(inv_h.shape[0], inv_w.shape[0], h, w, idx_h, idx_w)
     step = cache_chunk(x.device, _CHUNK_ELEMENTS, c * h * w)
     for start in range(0, b, step):
         chunk = x[start : start + step]
@@ -168,7 +185,13 @@ def _pixelate_group(
             small = _box_pass(pixels.view(k * c * h, w), owner_w, inv_w, bias_w)
             small = _box_pass(small.view(k * c, h, -1), owner_h, inv_h, bias_h)
         small = small.view(k * c, inv_h.shape[0], inv_w.shape[0]).div_(255.0)
-        # Upsampling picks one pixel per output position: two index selects, the last one into ``out``.
+        # Upsampling picks one pixel per output position: torch's nearest-exact upsampling where it picks the
+        # same pixels (checked once per size pair; its CPU kernel is 2-3x faster than gathers), else two
+        # index selects, the last one into ``out``.
+        if nearest_exact:
+            up = torch.nn.functional.interpolate(small.unsqueeze(0), size=(h, w), mode="nearest-exact")
+            out[start : start + k].view(1, k * c, h, w).copy_(up)
+            continue
         rows = small.index_select(1, idx_h).view(k * c * h, -1)
         torch.index_select(rows, 1, idx_w, out=out[start : start + k].view(k * c * h, w))
 
