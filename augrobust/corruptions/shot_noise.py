@@ -58,8 +58,9 @@ TABLES = {
 LEVELS = 255
 # Mass of each tail folded into the end atoms of a table row.
 _TAIL_MASS = 1e-20
-# Elements per chunk in the kernel: keeps the ~12 elementwise temporaries in cache.
-_CHUNK = 1 << 14
+# Elements per chunk in the kernel: the ~12 elementwise temporaries stay in cache, and each op is long enough
+# to amortise torch's per-call overhead (measured at 224 px: 1 << 14: 1.77-2.39 ms per image, 1 << 16: 1.70-1.95).
+_CHUNK = 1 << 16
 
 
 def _poisson_alias_rows(rates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
