@@ -304,3 +304,32 @@ def test_batchnorm_gradients_match_autograd_composition():
     (y.view(8, 5, 3, 3) * upstream).sum().backward()
     for a, b in zip(got, (x.grad, gamma.grad, beta.grad)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_large_cpu_noise_draw_is_the_same_on_one_and_two_threads_and_standard_normal():
+    from augrobust.train.damp import standard_normal_
+
+    before = torch.get_num_threads()
+    draws = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            draws.append(standard_normal_(torch.empty(8, 400_000), torch.Generator().manual_seed(7)))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(draws[0], draws[1])
+    z = draws[0].view(-1)
+    assert abs(float(z.mean())) < 3e-3 and abs(float(z.std()) - 1) < 3e-3
+    pieces = z[: 3 << 20].view(3, -1)  # independently seeded pieces: uncorrelated, not copies
+    assert float(torch.corrcoef(pieces).triu(1).abs().max()) < 5e-3
+    assert not torch.equal(standard_normal_(torch.empty(8, 400_000), torch.Generator().manual_seed(8)), draws[0])
+
+
+def test_sample_noise_replays_the_draw_of_a_large_layer():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(1200, 1000))  # 1.2 M weights x M: the chunked draw
+    damp = DAMP(sigma=0.2, num_subbatches=2, generator=torch.Generator().manual_seed(3))
+    x = torch.rand(4, 3, 20, 20)
+    noise = damp.sample_noise(model)
+    replayed = damp.forward(model, x, noise)
+    damp.generator.manual_seed(3)
+    assert torch.equal(damp.forward(model, x), replayed)
