@@ -141,7 +141,7 @@ def test_closed_choices_are_listed_and_options_share_their_names(capsys):
         "--device": ("bench", "train", "eval", "dfm"), "--batch-size": ("demo", "train", "eval", "dfm"),
         "--out": COMMANDS, "--quiet": ("bench", "train", "eval", "dfm"), "--severities": ("preview", "eval"),
         "--preset": ("preview", "eval"), "--reference": ("preview", "eval"),
-        "--corruptions": ("preview", "bench", "eval"),
+        "--corruptions": ("preview", "bench", "eval"), "--threads": ("bench", "train", "eval", "dfm", "generate"),
     }  # fmt: skip
     for option, commands in same.items():
         for command in commands:
@@ -421,3 +421,27 @@ def test_the_command_backs_large_tensors_with_huge_pages_unless_the_user_said_ot
         timeout=120,
     )  # fmt: skip
     assert done.stderr.strip().splitlines()[-1] == "False 0"
+
+
+def test_threads_default_follows_omp_num_threads_then_the_cores_per_local_rank(monkeypatch):
+    from augrobust.commands._options import default_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads() == 3  # torchrun and users set it: their choice wins
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert default_threads() == max(1, min(cores, 4))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 * cores))  # more ranks than cores: one thread each
+    assert default_threads() == 1
+
+
+@pytest.mark.parametrize("command", ["eval", "train", "generate", "dfm", "bench"])
+def test_threads_below_one_is_a_one_line_error(command, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    required = ["--checkpoint", "never-read.pt"] if command == "dfm" else []
+    assert main([command, *required, "--threads", "0", "--out", "/tmp/never-written-by-this-test"]) == 2
+    assert "--threads" in capsys.readouterr().err
+    assert torch.get_num_threads() == before

@@ -31,7 +31,6 @@ __all__ = [
     "BenchResult",
     "check_image_source",
     "default_cases",
-    "default_threads",
     "image_names",
     "markdown_table",
     "metadata",
@@ -42,23 +41,6 @@ __all__ = [
 SHAPES: tuple[tuple[int, int, int, int], ...] = ((256, 3, 32, 32), (64, 3, 224, 224))
 #: ``--quick``: the same sizes on tiny batches (a smoke run of every case, not a measurement).
 QUICK_SHAPES: tuple[tuple[int, int, int, int], ...] = ((4, 3, 32, 32), (2, 3, 224, 224))
-
-
-def default_threads() -> int:
-    """Intra-op threads for CPU runs: the cores this process may use, at most 4.
-
-    Not measured under load on this project's 2-core machine yet (the issue's 1-vs-2-thread comparison under a
-    concurrent job is still open); 4 caps oversubscription when a DataLoader worker or a second job shares the cores.
-
-    Example:
-        >>> 1 <= default_threads() <= 4
-        True
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
 
 
 @dataclass(frozen=True)

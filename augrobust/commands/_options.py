@@ -2,7 +2,7 @@
 
 Every command is built with :func:`add_command`, so each help text shows the defaults; the options that
 mean the same thing in several commands (``--data``, ``--preset``, ``--reference``, ``--corruptions``,
-``--severities``, ``--seed``, ``--device``, ``--batch-size``, ``--out``, ``--quiet``) are added by the
+``--severities``, ``--seed``, ``--device``, ``--threads``, ``--batch-size``, ``--out``, ``--quiet``) are added by the
 functions below, with the same name, parsing and help everywhere. Nothing here imports torch: building the
 parser must stay cheap.
 
@@ -175,6 +175,50 @@ def add_seed(parser: argparse.ArgumentParser, *, default: int = 0, help: str = "
 def add_device(parser: argparse.ArgumentParser, *, default: str = "cpu") -> None:
     """``--device``: ``cpu``, ``cuda``, ``cuda:1``, ``mps``..."""
     parser.add_argument("--device", default=default, help="where to compute: cpu, cuda, cuda:1, mps, ...")
+
+
+def default_threads() -> int:
+    """torch's intra-op CPU threads when ``--threads`` is not given.
+
+    ``OMP_NUM_THREADS`` when it is set (``torchrun`` sets 1 per process); otherwise the cores this process
+    may use, shared among the ranks of this machine (``LOCAL_WORLD_SIZE``), at most 4. Measured on the
+    2-core dev machine with a concurrent one-thread job: 2 threads stayed faster than 1 on the corruption
+    suite (benchmarks/README.md, "Threads"), so the default does not drop to 1 under load.
+
+    Example:
+        >>> 1 <= default_threads() <= max(4, int(os.environ.get("OMP_NUM_THREADS", "1")))
+        True
+    """
+    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    ranks = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    ranks = int(ranks) if ranks.isdigit() and int(ranks) > 0 else 1
+    return max(1, min(cores // ranks, 4))
+
+
+def add_threads(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's intra-op CPU threads (see :func:`default_threads`); :func:`apply_threads` sets them."""
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help="torch intra-op CPU threads (default: OMP_NUM_THREADS if set, else the usable cores per local rank, "
+        "at most 4)",
+    )  # fmt: skip
+
+
+def apply_threads(args: argparse.Namespace) -> int:
+    """Set torch's intra-op threads from ``args.threads`` (or the default); returns the count. Imports torch."""
+    import torch
+
+    from augrobust._checks import check_count
+
+    threads = default_threads() if args.threads is None else check_count(args.threads, "--threads", minimum=1)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def add_batch_size(parser: argparse.ArgumentParser, *, default: int, help: str, aliases: Sequence[str] = ()) -> None:

@@ -18,6 +18,8 @@ from augrobust.commands._options import (
     add_device,
     add_out,
     add_quiet,
+    add_threads,
+    apply_threads,
     check_output_file,
     severity_list,
 )
@@ -72,13 +74,9 @@ def run(args: argparse.Namespace) -> int:
     check_number(args.min_run_time, "--min-run-time", minimum=0.0, strict=True)
     for name in args.corruptions or ():
         get_spec(name)  # an unknown name fails here, with the valid ones
-    import torch
+    from augrobust.benchmark.suite import QUICK_SHAPES
 
-    from augrobust.benchmark.suite import QUICK_SHAPES, default_threads
-
-    threads = default_threads() if args.threads is None else args.threads
-    check_number(threads, "--threads", minimum=1)
-    torch.set_num_threads(int(threads))
+    apply_threads(args)
     cases = default_cases(args.corruptions, severities, compiled=args.compiled, quick=args.quick)
     if args.only:
         groups = list(dict.fromkeys(c.group for c in cases))
@@ -164,10 +162,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--compiled", action="store_true",
         help="also time torch.compile of the apply step against eager mode for a few transforms (compiles first)",
     )  # fmt: skip
-    p.add_argument(
-        "--threads", type=int, default=None, metavar="N",
-        help="torch intra-op CPU threads (default: the usable cores, at most 4)",
-    )  # fmt: skip
+    add_threads(p)
     add_quiet(p)
     p.set_defaults(func=run)
     return p

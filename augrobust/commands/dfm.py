@@ -20,6 +20,8 @@ from augrobust.commands._options import (
     add_out,
     add_quiet,
     add_seed,
+    add_threads,
+    apply_threads,
     check_output_file,
 )
 from augrobust.commands.eval import CLEAN_DATA_SPECS as DATA_SPECS
@@ -51,6 +53,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=int, default=6, help="correct images per class a removal may cost")
     add_batch_size(p, default=1000, help="images per forward pass")
     add_device(p)
+    add_threads(p)
     add_seed(p, help="synthetic data seed")
     add_out(p, default="dfms.pt", help="output file: .pt (with metadata) or .npy (the bare array)")
     add_quiet(p)
@@ -60,6 +63,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Check the paths, sweep, save the maps."""
+    apply_threads(args)
     import torch
 
     from augrobust._progress import progress_bar

@@ -26,6 +26,8 @@ from augrobust.commands._options import (
     add_reference,
     add_seed,
     add_severities,
+    add_threads,
+    apply_threads,
     check_output_dir,
 )
 from augrobust.errors import AugrobustValueError
@@ -89,6 +91,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_corruptions(p, default="common", default_text="common (the 15 benchmark corruptions)")
     add_severities(p)
     add_device(p)
+    add_threads(p)
     add_out(p, default="eval_report", help="output folder")
     add_batch_size(p, default=128, help="images per batch (the on-the-fly draws depend on it)")
     p.add_argument("--num-images", type=int, default=None, help="evaluate the first N images only (default: all)")
@@ -120,6 +123,7 @@ def _corruption_arg(value: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Check the inputs and the output folder, evaluate, write the report files and figures."""
+    apply_threads(args)
     import augrobust.evaluation as evaluation
     from augrobust.data import CIFARC, CorruptedBenchmark, from_spec
 

@@ -22,6 +22,8 @@ from augrobust.commands._options import (
     add_quiet,
     add_seed,
     add_severities,
+    add_threads,
+    apply_threads,
     check_output_dir,
 )
 from augrobust.errors import AugrobustValueError
@@ -73,6 +75,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )  # fmt: skip
     add_seed(p, help="dataset seed of the canonical per-image draws")
     add_device(p)
+    add_threads(p)
     p.add_argument(
         "--dtype", default="float64", choices=("float64", "float32"),
         help="compute precision of the corruptions (float64 as the reference; float32 is faster)",
@@ -95,6 +98,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Verify a finished output, or generate (continue) one; print a one-line summary."""
+    apply_threads(args)
     if args.verify is not None:
         from augrobust.data.manifest import read_manifest, verify_manifest
 

@@ -21,6 +21,8 @@ from augrobust.commands._options import (
     add_out,
     add_quiet,
     add_seed,
+    add_threads,
+    apply_threads,
     check_output_dir,
 )
 
@@ -125,6 +127,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=d["num_workers"], help="DataLoader workers")
     add_out(p, default=None, required=True, help="output folder for checkpoint.pt and metrics.jsonl")
     add_device(p)
+    add_threads(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument(
         "--nonfinite", default=d["nonfinite"], choices=("error", "skip"),
@@ -137,6 +140,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Train as ``args`` says; the trainer's epoch lines are printed unless ``--quiet``."""
+    apply_threads(args)
     from augrobust.train.trainer import TrainConfig, train
 
     config = TrainConfig(
