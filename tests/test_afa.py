@@ -450,8 +450,8 @@ def test_a_short_training_run_with_method_afa(tmp_path, damp_sigma):
 @pytest.mark.slow
 def test_an_afa_checkpoint_evaluates_with_augrobust_eval(tmp_path):
     """``augrobust eval`` rebuilds the dual-BN form the trainer saved and evaluates its main route."""
-    from augrobust.train.checkpoint import load_model
     from augrobust.train import CHECKPOINT_NAME
+    from augrobust.train.checkpoint import load_model
 
     config = TrainConfig(arch="resnet8_cifar", method="afa", data="synthetic:32", epochs=1, batch_size=16, lr=0.05)
     result = train(config, tmp_path / "run", log=None)

@@ -12,14 +12,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from imagecorruptions import corruptions as ic  # noqa: E402  (after the oracle's shims)
 
 import augrobust
 from augrobust.corruptions import glass_blur as gb
 from augrobust.corruptions import motion_blur as mb
-
 from tests.oracle import oracle_corrupt, photo
-
-from imagecorruptions import corruptions as ic  # noqa: E402  (after the oracle's shims)
 
 SEVERITIES = (1, 2, 3, 4, 5)
 PRESETS = ("imagenet", "inception", "tinyimagenet", "cifar")

@@ -20,7 +20,6 @@ from augrobust.corruptions import frost as frost_module
 from augrobust.corruptions.fog import HENDRYCKS_MAPSIZE, fog_mapsize
 from augrobust.corruptions.frost import frost_texture_sizes, set_frost_dir
 from augrobust.errors import AugrobustValueError
-
 from tests.oracle import oracle_corrupt, photo
 
 WEATHER = ("fog", "frost", "snow", "spatter")
