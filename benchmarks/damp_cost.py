@@ -21,17 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
 
+from augrobust.benchmark.timing import device_sync
 from augrobust.train import DAMP, build_model
-
-
-def device_sync(device: torch.device):
-    """A function that waits for the work queued on ``device`` (a no-op on the CPU), so that wall times count it."""
-    if device.type == "cpu":
-        return lambda: None
-    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: one call for CUDA, XPU, MPS...
-    if accelerator is not None and accelerator.is_available():
-        return lambda: accelerator.synchronize(device)
-    return getattr(torch, device.type).synchronize  # torch 2.5: torch.cuda.synchronize and its like
 
 
 def make_step(model, optimizer, x, y, damp):

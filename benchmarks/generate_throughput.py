@@ -40,15 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def device_sync(device: torch.device):
-    """A function that waits for the work queued on ``device`` (a no-op on the CPU), so that wall times count it."""
-    if device.type == "cpu":
-        return lambda: None
-    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: one call for CUDA, XPU, MPS...
-    if accelerator is not None and accelerator.is_available():
-        return lambda: accelerator.synchronize(device)
-    return getattr(torch, device.type).synchronize  # torch 2.5: torch.cuda.synchronize and its like
+from augrobust.benchmark.timing import device_sync
 
 
 def _photos_folder(root: Path, n: int) -> Path:

@@ -37,6 +37,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from augrobust.benchmark.timing import device_sync
 from augrobust.train import build_model
 from augrobust.train.sparse import SPARSE_ALGORITHMS, SparseTraining
 
@@ -52,16 +53,6 @@ def _setup(arch: str, num_classes: int, device: torch.device, algorithm: str | N
         dst = SparseTraining(model, opt, algorithm, sparsity=args.sparsity, total_steps=10**6, interval=interval,
                              end=1.0, mest_lambda=1.0)  # fmt: skip
     return model, opt, dst
-
-
-def device_sync(device: torch.device):
-    """A function that waits for the work queued on ``device`` (a no-op on the CPU), so that wall times count it."""
-    if device.type == "cpu":
-        return lambda: None
-    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: one call for CUDA, XPU, MPS...
-    if accelerator is not None and accelerator.is_available():
-        return lambda: accelerator.synchronize(device)
-    return getattr(torch, device.type).synchronize  # torch 2.5: torch.cuda.synchronize and its like
 
 
 def _step(model, opt, dst, x, y) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from augrobust.corruptions import registered_names
+from augrobust.corruptions import SUBSETS, registered_names
 from augrobust.data import SyntheticShapes
 from augrobust.dfm import compute_dfms
 from augrobust.evaluation import evaluate_corruptions
@@ -52,7 +52,16 @@ RUNS = (
     ("AFA", "afa", False),
     ("DFM-X", "dfmx", False),
 )
+#: Dynamic sparse training runs (plain SGD otherwise): label -> (algorithm, sparsity).
+SPARSE_RUNS = {
+    "RigL 30%": ("rigl", 0.3),
+    "RigL 50%": ("rigl", 0.5),
+    "SET 30%": ("set", 0.3),
+    "SET 50%": ("set", 0.5),
+}
+RUNS += tuple((label, "erm", False) for label in SPARSE_RUNS)
 CLAIM_RUNS = ["ERM (SGD)", "GNT", "DAMP"]  # the default: the runs the issue's two claims compare
+DST_RUNS = ["ERM (SGD)", *SPARSE_RUNS]  # --runs for the sparse-vs-dense study (issue 14)
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -81,6 +90,26 @@ def _damp_claim(results: dict[str, list[dict]]) -> dict[str, dict]:
             "sgd_clean": s_clean,
         }
     }
+
+
+def _dst_claims(results: dict[str, list[dict]]) -> dict[str, dict]:
+    """DST's claim: each sparse run's mean corruption accuracy above dense SGD's (means over seeds), with the
+    per-seed differences (same seed = same data and initialisation draw)."""
+    dense = results["ERM (SGD)"]
+    claims = {}
+    for label in SPARSE_RUNS:
+        if label not in results:
+            continue
+        rows = results[label]
+        diffs = [s["mean_corruption_acc"] - d["mean_corruption_acc"] for s, d in zip(rows, dense)]
+        clean_diffs = [s["clean_acc"] - d["clean_acc"] for s, d in zip(rows, dense)]
+        claims[f"{label} mCA above dense"] = {
+            "holds": statistics.fmean(diffs) > 0,
+            "mca_minus_dense_per_seed": diffs,
+            "clean_minus_dense_per_seed": clean_diffs,
+            "seeds_above": sum(d > 0 for d in diffs),
+        }
+    return claims
 
 
 def _runner(method: str, args: argparse.Namespace, train_set: TensorDataset, erm_model, seed: int):  # noqa: ANN001
@@ -133,7 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument(
         "--runs", nargs="+", default=CLAIM_RUNS, choices=[label for label, _, _ in RUNS],
-        help="which runs to train (default: ERM, GNT, DAMP; DFM-X needs ERM: its DFMs come from the ERM model)",
+        help="which runs to train (default: ERM, GNT, DAMP; DFM-X needs ERM: its DFMs come from the ERM model; "
+        "the sparse-vs-dense study: --runs 'ERM (SGD)' 'RigL 30%%' 'RigL 50%%' 'SET 30%%' 'SET 50%%')",
     )  # fmt: skip
     p.add_argument("--base-augmentation", default="crop_flip", choices=["crop_flip", "none"])
     p.add_argument(
@@ -143,7 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dfm-images", type=int, default=1000, help="held-out training images for the DFM sweep")
     p.add_argument("--dfm-tolerance", type=int, default=1, help="DFM sweep tolerance (reference: 6 per 1000 images)")
     p.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5])
-    p.add_argument("--corruptions", nargs="*", default=None, help="default: every registered corruption")
+    p.add_argument(
+        "--corruptions", nargs="*", default=None,
+        help="names or a subset (common = the 15 benchmark corruptions); default: every registered corruption",
+    )  # fmt: skip
     p.add_argument("--preset", default="cifar")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_e2e"))
@@ -153,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
         args.n_train, args.n_test, args.epochs, args.seeds = 512, 100, 1, [0]
         args.corruptions = args.corruptions or ["gaussian_noise", "defocus_blur", "contrast"]
 
-    corruptions = args.corruptions or list(registered_names())
+    corruptions = [n for name in (args.corruptions or registered_names()) for n in SUBSETS.get(name, (name,))]
     test_set = _in_memory(SyntheticShapes(args.n_test, seed=0, train=False))  # one test set for every run
     runs = [run for run in RUNS if run[0] in args.runs]
     if "DFM-X" in args.runs and "ERM (SGD)" not in args.runs:
@@ -174,6 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
                 wd=args.wd,
                 damp_sigma=args.damp_sigma if damp else None,
                 damp_m=args.damp_m,
+                sparse=SPARSE_RUNS[label][0] if label in SPARSE_RUNS else None,
+                sparsity=SPARSE_RUNS[label][1] if label in SPARSE_RUNS else 0.5,
                 base_augmentation=args.base_augmentation,
                 seed=seed,
             )
@@ -228,6 +263,8 @@ def main(argv: list[str] | None = None) -> dict:
         claims["gnt_beats_erm_on_noise"] = {"holds": gnt > erm, "gnt": gnt, "erm": erm}
     if {"DAMP", "ERM (SGD)"} <= set(results):
         claims.update(_damp_claim(results))
+    if "ERM (SGD)" in results:
+        claims.update(_dst_claims(results))
 
     # -- table
     header = ["Method", "clean", "mCA", *corruptions]
@@ -243,7 +280,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"GNT sigma {args.gnt_sigma} (uniform per image) p {args.gnt_p}, DAMP sigma {args.damp_sigma} M {args.damp_m}, "
         f"ANT 3x3 eps = clipped norm of sigma {args.ant_sigma} (one generator cycle per epoch), AFA mean strength 10 "
         f"(aux BN, ACE loss), DFM-X p 0.3 with the ERM model's DFMs ({args.dfm_images} held-out images, "
-        f"tolerance {args.dfm_tolerance}), "
+        f"tolerance {args.dfm_tolerance}), sparse runs: ERK densities, delta_T 100, zeta 0.3 cosine to 0 at 75 %, "
+        f"first layer dense (the trainer's defaults), "
         f"seeds {args.seeds}, severities {args.severities}, preset {args.preset}, device {args.device}"
     )
     verdicts = [f"- {name}: {'HOLDS' if c['holds'] else 'does NOT hold'} ({json.dumps(c)})" for name, c in claims.items()]
