@@ -423,7 +423,7 @@ def test_the_command_backs_large_tensors_with_huge_pages_unless_the_user_said_ot
     assert done.stderr.strip().splitlines()[-1] == "False 0"
 
 
-def test_threads_default_follows_omp_num_threads_then_the_cores_per_local_rank(monkeypatch):
+def test_threads_default_follows_omp_num_threads_then_the_idle_cores_per_local_rank(monkeypatch):
     from augrobust.commands._options import default_threads
 
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
@@ -431,7 +431,14 @@ def test_threads_default_follows_omp_num_threads_then_the_cores_per_local_rank(m
     monkeypatch.delenv("OMP_NUM_THREADS")
     cores = len(os.sched_getaffinity(0))
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.0, 0.0))
     assert default_threads() == max(1, min(cores, 4))
+    assert default_threads(workers=cores) == 1  # the command's own DataLoader workers take the cores
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores - 0.8, 0.0, 0.0))  # other jobs keep all but one core busy
+    assert default_threads() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0 * cores, 0.0, 0.0))  # overloaded: still one thread
+    assert default_threads() == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 * cores))  # more ranks than cores: one thread each
     assert default_threads() == 1
 

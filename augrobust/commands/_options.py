@@ -177,13 +177,16 @@ def add_device(parser: argparse.ArgumentParser, *, default: str = "cpu") -> None
     parser.add_argument("--device", default=default, help="where to compute: cpu, cuda, cuda:1, mps, ...")
 
 
-def default_threads() -> int:
+def default_threads(workers: int = 0) -> int:
     """torch's intra-op CPU threads when ``--threads`` is not given.
 
-    ``OMP_NUM_THREADS`` when it is set (``torchrun`` sets 1 per process); otherwise the cores this process
-    may use, shared among the ranks of this machine (``LOCAL_WORLD_SIZE``), at most 4. Measured on the
-    2-core dev machine with a concurrent one-thread job: 2 threads stayed faster than 1 on the corruption
-    suite (benchmarks/README.md, "Threads"), so the default does not drop to 1 under load.
+    ``OMP_NUM_THREADS`` when it is set (``torchrun`` sets 1 per process). Otherwise the cores this process may
+    use, shared among the ranks of this machine (``LOCAL_WORLD_SIZE``), less the cores other jobs keep busy
+    (the 1-minute load average, rounded) and the command's own ``workers`` processes (DataLoader workers,
+    which start after this is decided), at least 1 and at most 4. The load matters: torch splits each op
+    evenly over its threads and waits for the slowest, so a thread that has to share its core with another
+    job stalls every op. Measured on the 2-core dev machine beside a one-thread training job, 2 threads were
+    2.2x slower than 1 over the 19 corruptions (geometric mean, up to 7x; benchmarks/README.md, "Threads").
 
     Example:
         >>> 1 <= default_threads() <= max(4, int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -198,25 +201,33 @@ def default_threads() -> int:
         cores = os.cpu_count() or 1
     ranks = os.environ.get("LOCAL_WORLD_SIZE", "1")
     ranks = int(ranks) if ranks.isdigit() and int(ranks) > 0 else 1
-    return max(1, min(cores // ranks, 4))
+    try:
+        busy = round(os.getloadavg()[0])
+    except (AttributeError, OSError):  # no load average on this platform
+        busy = 0
+    return max(1, min((cores - busy - max(0, workers)) // ranks, 4))
 
 
 def add_threads(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch's intra-op CPU threads (see :func:`default_threads`); :func:`apply_threads` sets them."""
     parser.add_argument(
         "--threads", type=int, default=None, metavar="N",
-        help="torch intra-op CPU threads (default: OMP_NUM_THREADS if set, else the usable cores per local rank, "
-        "at most 4)",
+        help="torch intra-op CPU threads (default: OMP_NUM_THREADS if set, else the cores not busy with other jobs, "
+        "per local rank, 1 to 4)",
     )  # fmt: skip
 
 
-def apply_threads(args: argparse.Namespace) -> int:
-    """Set torch's intra-op threads from ``args.threads`` (or the default); returns the count. Imports torch."""
+def apply_threads(args: argparse.Namespace, workers: int = 0) -> int:
+    """Set torch's intra-op threads from ``args.threads`` (or the default, given the command's ``workers``
+    processes); returns the count. Imports torch."""
     import torch
 
     from augrobust._checks import check_count
 
-    threads = default_threads() if args.threads is None else check_count(args.threads, "--threads", minimum=1)
+    if args.threads is not None:
+        threads = check_count(args.threads, "--threads", minimum=1)
+    else:
+        threads = default_threads(workers)
     torch.set_num_threads(threads)
     return threads
 

@@ -98,7 +98,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Verify a finished output, or generate (continue) one; print a one-line summary."""
-    apply_threads(args)
+    apply_threads(args, workers=args.workers)
     if args.verify is not None:
         from augrobust.data.manifest import read_manifest, verify_manifest
 

@@ -140,7 +140,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Train as ``args`` says; the trainer's epoch lines are printed unless ``--quiet``."""
-    apply_threads(args)
+    apply_threads(args, workers=args.num_workers)
     from augrobust.train.trainer import TrainConfig, train
 
     config = TrainConfig(
