@@ -262,6 +262,10 @@ def _spatter(x: torch.Tensor, severity: torch.Tensor, noise: torch.Tensor, prese
         return torch.where(is_mud.view(b, 1, 1, 1), mud, _water(x, liquid, table[:, 4]))
     mud_idx = is_mud.nonzero().flatten()  # the one host read (eager CPU): which samples take which branch
     water_idx = (~is_mud).nonzero().flatten()
+    if not water_idx.numel():  # one branch for the whole chunk (one severity, the usual case): no gathers
+        return _mud(x, liquid, threshold, _kernels(preset, 4).to(x.device)[severity - 1])
+    if not mud_idx.numel():
+        return _water(x, liquid, table[:, 4])
     out = torch.empty_like(x)
     if mud_idx.numel():
         kernels = _kernels(preset, 4).to(x.device)[severity[mud_idx] - 1]
