@@ -358,10 +358,28 @@ def test_pixelate_equals_pillow_at_every_small_size_whichever_upsampling_path_it
         for severity in SEVERITIES:
             c = pixelate_mod.TABLES["imagenet"][severity - 1]
             sh, sw = max(1, int(h * c)), max(1, int(w * c))
-            idx_h = torch.tensor(pixelate_mod.pillow_nearest_index(sh, h))
-            idx_w = torch.tensor(pixelate_mod.pillow_nearest_index(sw, w))
-            paths.add(pixelate_mod._nearest_exact_picks(sh, sw, h, w, idx_h, idx_w))
+            paths.add(
+                pixelate_mod._nearest_exact_picks(h, sh, "nearest") and pixelate_mod._nearest_exact_picks(w, sw, "nearest")
+            )
             ref = np.asarray(Image.fromarray(img).resize((sw, sh), Image.BOX).resize((w, h), Image.NEAREST))
             ours = augrobust.corrupt(torch.from_numpy(img).permute(2, 0, 1), "pixelate", severity)
             np.testing.assert_array_equal(ours.permute(1, 2, 0).numpy(), ref, err_msg=f"{h}x{w} severity {severity}")
     assert paths == {True, False}  # both paths were exercised
+
+
+def test_pixelate_upsampling_choice_is_per_mode_whatever_ran_before() -> None:
+    """Pillow's BOX and NEAREST upsampling pick different pixels at some sizes (10 -> 4, 14 -> 8, ...): a
+    hendrycks call (BOX) must not decide how a later imagecorruptions call (NEAREST) upsamples, nor the reverse."""
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    for n, severity in ((10, 3), (11, 1), (14, 1), (14, 4), (15, 3)):
+        img = rng.integers(0, 256, (n, n, 3), dtype=np.uint8)
+        s = max(1, int(n * pixelate_mod.TABLES["imagenet"][severity - 1]))
+        small = Image.fromarray(img).resize((s, s), Image.BOX)
+        expected = {"hendrycks": small.resize((n, n), Image.BOX), "imagecorruptions": small.resize((n, n), Image.NEAREST)}
+        for order in (("hendrycks", "imagecorruptions"), ("imagecorruptions", "hendrycks")):
+            pixelate_mod._nearest_exact_picks.cache_clear()
+            for reference in order:
+                ours = augrobust.corrupt(torch.from_numpy(img).permute(2, 0, 1), "pixelate", severity, reference=reference)
+                np.testing.assert_array_equal(ours.permute(1, 2, 0).numpy(), np.asarray(expected[reference]), err_msg=f"{n} {order}")
