@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils import benchmark
 
-from augrobust.benchmark.timing import device_sync
+from augrobust.benchmark.timing import device_info, device_sync, write_json
 from augrobust.train import DAMP, build_model
 
 
@@ -96,11 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
         "image_size": args.size,
         "damp_m": args.damp_m,
         "damp_sigma": args.damp_sigma,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "threads": torch.get_num_threads(),
+        **device_info(device),
         "timer": args.timer,
-        "torch": torch.__version__,
         "sgd_step_s": sgd,
         "damp_step_s": damp_t,
         "ratio": damp_t / sgd,
@@ -108,11 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
         "damp_rounds_s": times["damp"],
         "target_ratio": 1.15,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+    print(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return result
 
 

@@ -13,14 +13,13 @@ instead. The floor is what DAMP cannot avoid: ``M x`` the perturbed weights' sta
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from augrobust.benchmark.timing import write_json
 from augrobust.train import DAMP, build_model
 from augrobust.train.damp import damp_parameter_names, standard_normal_
 
@@ -72,8 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"SGD {sgd:.3f} s, DAMP {damp_step:.3f} s: {result['ratio']:.3f}x; floor (draws {draws:.3f} s + "
         f"multiply {multiply:.3f} s) {result['floor_ratio']:.3f}x"
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     return result
 
 

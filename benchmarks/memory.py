@@ -300,11 +300,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         row = _row(case, measured, batch_bytes)
         report["rows"].append(row)
         print(f"{case:<32} {row['peak_extra_mb']:9.1f} MB {row['x_batch']:6.2f}x", file=sys.stderr, flush=True)
-        if args.json:  # after each row: finished rows survive an interrupted run
-            from augrobust._io import atomic_write_text
+        from augrobust.benchmark.timing import write_json
 
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(args.json, json.dumps(report, indent=2))
+        write_json(args.json, report)  # after each row: finished rows survive an interrupted run
     print(table(report))
     return report
 

@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -37,7 +36,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from augrobust.benchmark.timing import device_sync
+from augrobust.benchmark.timing import device_info, device_sync, write_json
 from augrobust.train import build_model
 from augrobust.train.sparse import SPARSE_ALGORITHMS, SparseTraining
 
@@ -152,11 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
         "sparsity": args.sparsity,
         "interval": args.interval,
         "check_steps": args.check_steps,
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "threads": torch.get_num_threads(),
+        **device_info(device),
         "timer": args.timer,
-        "torch": torch.__version__,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "dense_step_s": dense,
@@ -165,11 +161,8 @@ def main(argv: list[str] | None = None) -> dict:
         "algorithms": algorithms,
         "target_ratio": 1.05,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
+    print(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return result
 
 

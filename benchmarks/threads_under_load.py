@@ -15,14 +15,12 @@ prints a table.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -49,6 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import augrobust
     from augrobust.benchmark.suite import photo_batch
+    from augrobust.benchmark.timing import write_json
     from augrobust.corruptions import registered_names
 
     names = args.corruptions or list(registered_names())
@@ -100,9 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"platform": platform.platform(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "loadavg_at_end": os.getloadavg()},
     }  # fmt: skip
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(args.json, payload)
     return payload
 
 
