@@ -270,6 +270,11 @@ def separable_filter_nearest(x: torch.Tensor, weights: torch.Tensor, *, method: 
     raise AugrobustValueError(f"method must be 'auto', 'matmul', 'direct' or 'scipy', got {method!r}.")
 
 
+def _without_zero_ends(row: np.ndarray) -> np.ndarray:
+    nonzero = np.flatnonzero(row)
+    return row[nonzero[0] : nonzero[-1] + 1] if nonzero.size else row
+
+
 def _filter_scipy(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """SciPy's own ``correlate1d`` per image plane, on torch's CPU threads (SciPy filters without the GIL)."""
     if x.device.type != "cpu" or torch.compiler.is_compiling():
@@ -283,7 +288,7 @@ def _filter_scipy(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     out = torch.empty(x.shape, dtype=x.dtype)
     target = out.numpy()
     taps = weights.detach().cpu().numpy()
-    kernels = [row[np.flatnonzero(row).min() : np.flatnonzero(row).max() + 1] if row.any() else row for row in taps]
+    kernels = [_without_zero_ends(row) for row in taps]  # a batch's table is padded to its widest kernel
 
     def filter_plane(i: int) -> None:
         n, ch = divmod(i, c)
