@@ -113,7 +113,8 @@ def jpeg_roundtrip(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         torch.Size([2, 3, 16, 16])
     """
     qualities = _qualities(quality, x.shape[0])
-    out = x.detach().cpu().clone(memory_format=torch.contiguous_format)  # coded in place: never x's own memory
+    # One contiguous copy on the host, coded in place (never x's own memory): the codec is host code.
+    out = x.detach().to("cpu", copy=True, memory_format=torch.contiguous_format)
     # One image per call, spread over torch's CPU threads (libjpeg runs without the GIL).
     host_map(lambda i: _code_into(out[i], qualities[i]), len(qualities))
     return out.to(x.device)
